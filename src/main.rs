@@ -2,6 +2,7 @@
 
 mod error;
 mod inventory;
+mod modules;
 mod template;
 mod transport;
 mod yaml;

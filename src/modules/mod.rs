@@ -1,0 +1,129 @@
+//! The module contract and registry.
+//!
+//! A module reads the host in `plan` (never changing it) and changes it in `apply`, which the executor
+//! calls only when the plan has changes and the run is not in check mode. Check mode is therefore
+//! "plan only" for every module, enforced in one place.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::transport::{ExecOutput, TransportError};
+
+pub mod args;
+pub mod remote;
+
+pub use args::Args;
+
+/// What a module may do with the host and the run it is part of.
+#[async_trait::async_trait]
+pub trait TaskEnv: Send + Sync {
+    /// Runs a POSIX `sh` script on the target (with become and the task's environment applied, `LANG=C`).
+    /// Secrets go in `stdin`, never in the script text.
+    async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<ExecOutput, ModuleError>;
+    /// Renders a template file on the controller with the task's variables.
+    fn render_template_file(&self, path: &Path) -> Result<String, String>;
+    /// Finds a controller-side file named by a task (`src:`), searching `files/` or `templates/` beside the
+    /// task file and the playbook, then those directories themselves, like Ansible.
+    fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf>;
+    fn check_mode(&self) -> bool;
+    fn diff_mode(&self) -> bool;
+    fn inventory_hostname(&self) -> &str;
+}
+
+/// The argument names a module accepts, for static validation before any host is contacted.
+pub struct ArgSpec {
+    pub args: &'static [Arg],
+    /// A free-form string (`command: echo hi`) is stored under this argument name.
+    pub free_form: Option<&'static str>,
+    /// Any `key: value` is accepted (set_fact).
+    pub any_keys: bool,
+}
+
+pub struct Arg {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub required: bool,
+    pub choices: &'static [&'static str],
+}
+
+impl Arg {
+    pub const fn opt(name: &'static str) -> Arg {
+        Arg { name, aliases: &[], required: false, choices: &[] }
+    }
+    pub const fn req(name: &'static str) -> Arg {
+        Arg { name, aliases: &[], required: true, choices: &[] }
+    }
+    pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Arg {
+        self.aliases = aliases;
+        self
+    }
+    pub const fn choices(mut self, choices: &'static [&'static str]) -> Arg {
+        self.choices = choices;
+        self
+    }
+}
+
+/// A before/after pair for `--diff`.
+#[derive(Clone, Debug, Default)]
+pub struct Diff {
+    pub before_header: String,
+    pub after_header: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// What `plan` found: whether the host differs from the desired state, and how.
+#[derive(Default)]
+pub struct Plan {
+    pub changed: bool,
+    pub diffs: Vec<Diff>,
+    /// Result keys known at plan time (returned as-is in check mode and when nothing changes).
+    pub result: Map<String, Value>,
+    /// In check mode, the module cannot predict the outcome: the task is reported skipped with this message.
+    pub skip_in_check: Option<String>,
+    /// Whatever `apply` needs, so that it does not probe the host again.
+    pub data: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Plan {
+    pub fn unchanged(result: Map<String, Value>) -> Plan {
+        Plan { changed: false, result, ..Plan::default() }
+    }
+}
+
+/// A module failure (the task fails) or a lost connection (the host becomes unreachable).
+#[derive(Debug)]
+pub enum ModuleError {
+    Failed { msg: String, result: Map<String, Value> },
+    Transport(TransportError),
+}
+
+impl ModuleError {
+    pub fn msg(msg: impl Into<String>) -> ModuleError {
+        ModuleError::Failed { msg: msg.into(), result: Map::new() }
+    }
+    pub fn with_result(msg: impl Into<String>, result: Map<String, Value>) -> ModuleError {
+        ModuleError::Failed { msg: msg.into(), result }
+    }
+}
+
+impl From<TransportError> for ModuleError {
+    fn from(e: TransportError) -> Self {
+        ModuleError::Transport(e)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Module: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn spec(&self) -> &'static ArgSpec;
+    /// Read-only: what differs between the host and `args`. Must not change the host.
+    async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError>;
+    /// Makes the planned change; returns the result keys (`changed` is set by the executor).
+    async fn apply(&self, env: &dyn TaskEnv, args: &Args, plan: Plan) -> Result<Map<String, Value>, ModuleError> {
+        let _ = (env, args);
+        Ok(plan.result)
+    }
+}
