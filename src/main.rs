@@ -3,6 +3,7 @@
 mod error;
 mod inventory;
 mod modules;
+mod playbook;
 mod template;
 mod transport;
 mod yaml;

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 use crate::transport::{ExecOutput, TransportError};
 
 pub mod args;
+pub mod command;
+pub mod control;
+pub mod registry;
 pub mod remote;
 
 pub use args::Args;
@@ -27,6 +30,8 @@ pub trait TaskEnv: Send + Sync {
     /// Finds a controller-side file named by a task (`src:`), searching `files/` or `templates/` beside the
     /// task file and the playbook, then those directories themselves, like Ansible.
     fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf>;
+    /// Evaluates a Jinja expression with the task's variables (`debug var=`, `assert that:`).
+    fn eval_expr(&self, expr: &str) -> Result<Value, String>;
     fn check_mode(&self) -> bool;
     fn diff_mode(&self) -> bool;
     fn inventory_hostname(&self) -> &str;
@@ -46,17 +51,23 @@ pub struct Arg {
     pub aliases: &'static [&'static str],
     pub required: bool,
     pub choices: &'static [&'static str],
+    /// Not templated before the module runs: the module evaluates it itself (assert's `that`).
+    pub raw: bool,
 }
 
 impl Arg {
     pub const fn opt(name: &'static str) -> Arg {
-        Arg { name, aliases: &[], required: false, choices: &[] }
+        Arg { name, aliases: &[], required: false, choices: &[], raw: false }
     }
     pub const fn req(name: &'static str) -> Arg {
-        Arg { name, aliases: &[], required: true, choices: &[] }
+        Arg { name, aliases: &[], required: true, choices: &[], raw: false }
     }
     pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Arg {
         self.aliases = aliases;
+        self
+    }
+    pub const fn raw(mut self) -> Arg {
+        self.raw = true;
         self
     }
     pub const fn choices(mut self, choices: &'static [&'static str]) -> Arg {
