@@ -215,6 +215,13 @@ impl Loader {
         let handler_items = section(self, "handlers")?;
         let mut handlers = Vec::new();
         flatten_handlers(&handler_items, &mut handlers)?;
+        let known: Vec<&str> = handlers
+            .iter()
+            .flat_map(|h| h.name.iter().chain(h.listen.iter()).map(String::as_str))
+            .collect();
+        for section in [&pre_tasks, &tasks, &post_tasks, &handler_items] {
+            check_notify(section, &known)?;
+        }
         Ok(Play {
             name,
             hosts,
@@ -485,7 +492,25 @@ impl Loader {
             if key.starts_with("with_") {
                 return Err(err(format!("'{key}' is not supported: use 'loop'"), k));
             }
+            // A key that is no module is a mistyped keyword far more often than a missing module.
+            let is_module = registry::find(&key).is_some();
+            if !is_module {
+                let keywords: Vec<&str> = INHERITED_KEYWORDS.iter().chain(TASK_ONLY_KEYWORDS).copied().collect();
+                if let Some(s) = did_you_mean(&key, keywords.iter().copied()) {
+                    return Err(err(format!("'{key}' is not a valid attribute for a task"), k).with_hint(format!("did you mean '{s}'?")));
+                }
+            }
             if let Some((first, _, _)) = &action {
+                if registry::find(first).is_some() && !is_module {
+                    return Err(unknown_keyword("task", &key, k, &[]));
+                }
+                if is_module && registry::find(first).is_some() {
+                    return Err(err(format!("conflicting action statements: {first}, {key}"), k));
+                }
+                if is_module {
+                    let first_node = entries.iter().find(|(fk, _)| fk.as_str() == Some(first.as_str())).map(|(fk, _)| fk).unwrap_or(k);
+                    return Err(unknown_keyword("task", first, first_node, &[]));
+                }
                 return Err(err(format!("conflicting action statements: {first}, {key}"), k));
             }
             action = Some((key, k, v));
@@ -658,6 +683,40 @@ fn flatten_handlers(items: &[TaskItem], out: &mut Vec<Arc<Task>>) -> Result<(), 
             if !names.insert(n.clone()) {
                 return Err(Diagnostic::parse(format!("two handlers are named '{n}'"), Some(h.span.clone())));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every notified name must be a handler's name or `listen` topic (Ansible only finds out at run time).
+fn check_notify(items: &[TaskItem], known: &[&str]) -> Result<(), Diagnostic> {
+    for item in items {
+        match item {
+            TaskItem::Task(t) => {
+                for n in &t.notify {
+                    if !known.contains(&n.as_str()) && !crate::template::is_template(n) {
+                        let mut d = Diagnostic::parse(
+                            format!("The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"),
+                            Some(t.span.clone()),
+                        );
+                        if let Some(s) = did_you_mean(n, known.iter().copied()) {
+                            d = d.with_hint(format!("did you mean '{s}'?"));
+                        }
+                        return Err(d);
+                    }
+                }
+            }
+            TaskItem::Block(b) => {
+                check_notify(&b.block, known)?;
+                check_notify(&b.rescue, known)?;
+                check_notify(&b.always, known)?;
+            }
+            TaskItem::Include(i) => {
+                if let Some(pre) = &i.preloaded {
+                    check_notify(pre, known)?;
+                }
+            }
+            TaskItem::Meta(_) => {}
         }
     }
     Ok(())

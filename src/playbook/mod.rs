@@ -2,6 +2,7 @@
 
 pub mod load;
 pub mod model;
+pub mod undefined;
 pub mod validate;
 
 pub use load::{load_playbook, load_tasks_file};

@@ -1,0 +1,147 @@
+//! `orch run PLAYBOOK -i INVENTORY`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HostKeyCheckingArg, OutputFormat, RunArgs};
+use crate::error::Diagnostic;
+use crate::executor::{ConnectDefaults, RunOptions, Runner};
+use crate::inventory::Inventory;
+use crate::playbook::{load_playbook, TaskItem};
+use crate::report::console::Console;
+use crate::report::json::JsonLines;
+use crate::report::{Redactor, Reporter};
+use crate::transport::HostKeyChecking;
+
+/// Upper bound on hosts run at once by default: enough for most fleets without exhausting file descriptors.
+const DEFAULT_FORKS_CAP: usize = 256;
+
+pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
+    let playbook = load_playbook(&args.playbook)?;
+    let mut inventory = Inventory::load(&args.inventory)?;
+    inventory.add_vars_dir(&playbook.dir)?;
+    let extra_vars = super::parse_extra_vars(&args.extra_vars)?;
+    crate::playbook::undefined::check(&playbook, &inventory, &extra_vars)?;
+    let split = |v: &[String]| -> Vec<String> {
+        v.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    let become_password = if args.ask_become_pass {
+        let p = rpassword::prompt_password("BECOME password: ")
+            .map_err(|e| Diagnostic::options(format!("cannot read the become password: {e}")))?;
+        Some(p)
+    } else {
+        None
+    };
+    let host_key_checking = match args.host_key_checking {
+        HostKeyCheckingArg::Yes => HostKeyChecking::Strict,
+        HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+        HostKeyCheckingArg::No => HostKeyChecking::Off,
+    };
+    let redactor = Redactor::default();
+    let reporter: Arc<dyn Reporter> = match args.output {
+        OutputFormat::Human => Arc::new(Console::new(args.verbose, args.diff, redactor.clone())),
+        OutputFormat::Json => Arc::new(JsonLines::new(redactor.clone())),
+    };
+    if host_key_checking == HostKeyChecking::Off {
+        reporter.event(&crate::report::Event::Warning(
+            "host key checking is off: orch cannot tell your hosts from an impostor (insecure; use accept-new instead)".into(),
+        ));
+    }
+    let playbook = Arc::new(playbook);
+    let opts = RunOptions {
+        check: args.check,
+        diff: args.diff,
+        forks: args.forks.unwrap_or(0),
+        limit: args.limit.clone(),
+        tags: split(&args.tags),
+        skip_tags: split(&args.skip_tags),
+        extra_vars,
+        verbosity: args.verbose,
+        force_handlers: args.force_handlers,
+        become_password,
+        connect: ConnectDefaults { host_key_checking, connect_timeout: Duration::from_secs(args.timeout) },
+        command_timeout: Duration::from_secs(3600),
+    };
+    let inventory_source = args.inventory.first().map(std::path::PathBuf::from).filter(|p| p.exists());
+    let inventory = Arc::new(inventory);
+    let mut runner = Runner::new(playbook.clone(), inventory, opts, reporter, redactor, inventory_source);
+
+    // Static views: resolve everything, contact nothing.
+    let mut max_hosts = 1;
+    let mut listing = String::new();
+    for (i, play) in playbook.plays.iter().enumerate() {
+        let hosts = runner.play_hosts(play)?;
+        max_hosts = max_hosts.max(hosts.len());
+        if args.list_hosts {
+            listing.push_str(&format!("\nplaybook: {}\n\n  play #{} ({}): {}\tTAGS: [{}]\n    pattern: ['{}']\n    hosts ({}):\n", playbook.path.display(), i + 1, play.hosts, play.name, play.tags.join(", "), play.hosts, hosts.len()));
+            for h in &hosts {
+                listing.push_str(&format!("      {h}\n"));
+            }
+        }
+        if args.list_tasks {
+            listing.push_str(&format!("\n  play #{} ({}): {}\tTAGS: [{}]\n    tasks:\n", i + 1, play.hosts, play.name, play.tags.join(", ")));
+            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                list_tasks(section, &mut listing, 6);
+            }
+        }
+    }
+    if args.syntax_check {
+        println!("\nplaybook: {}", playbook.path.display());
+        return Ok(0);
+    }
+    if args.list_hosts || args.list_tasks {
+        print!("{listing}");
+        return Ok(0);
+    }
+    if args.forks.is_none() {
+        runner.set_forks(max_hosts.clamp(1, DEFAULT_FORKS_CAP));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::runtime(format!("cannot start the async runtime: {e}")))?;
+    let runner = Arc::new(runner);
+    let result = runtime.block_on(async {
+        let r = runner.clone();
+        tokio::select! {
+            stats = r.run() => Some(stats),
+            _ = tokio::signal::ctrl_c() => {
+                runner.interrupt();
+                None
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        None => {
+            eprintln!("\n[ERROR]: User interrupted execution");
+            Ok(99)
+        }
+        Some(stats) => {
+            let stats = stats?;
+            Ok(if stats.any_unreachable() {
+                4
+            } else if stats.any_failed() {
+                2
+            } else {
+                0
+            })
+        }
+    }
+}
+
+fn list_tasks(items: &[TaskItem], out: &mut String, indent: usize) {
+    for item in items {
+        match item {
+            TaskItem::Task(t) => out.push_str(&format!("{}{}\tTAGS: [{}]\n", " ".repeat(indent), t.display_name(), t.common.tags.join(", "))),
+            TaskItem::Block(b) => {
+                list_tasks(&b.block, out, indent);
+                list_tasks(&b.rescue, out, indent);
+                list_tasks(&b.always, out, indent);
+            }
+            TaskItem::Include(i) => out.push_str(&format!("{}include_tasks: {}\n", " ".repeat(indent), i.file)),
+            TaskItem::Meta(_) => {}
+        }
+    }
+}

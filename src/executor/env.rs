@@ -1,0 +1,82 @@
+//! The `TaskEnv` a module sees: the host's session with become and environment applied, and the
+//! task's variables for templates.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::modules::remote::quote;
+use crate::modules::{ModuleError, TaskEnv};
+use crate::template::Templar;
+use crate::transport::{wrap_become, BecomeSpec, ExecOutput, Transport};
+
+pub struct HostEnv {
+    pub transport: Arc<dyn Transport>,
+    pub become_spec: Option<BecomeSpec>,
+    pub environment: Vec<(String, String)>,
+    pub templar: Arc<Templar>,
+    pub vars: minijinja::Value,
+    pub check_mode: bool,
+    pub diff_mode: bool,
+    /// Directories searched for `src:` files: the task file's directory, then the playbook's.
+    pub search_dirs: Vec<PathBuf>,
+    pub hostname: String,
+    pub timeout: Duration,
+}
+
+impl HostEnv {
+    /// The full command line for a script: POSIX sh, C locale, the task's environment, then become.
+    pub fn command_for(&self, script: &str, stdin: Option<Vec<u8>>) -> (String, Option<Vec<u8>>) {
+        let mut prelude = String::from("LANG=C; LC_ALL=C; LC_MESSAGES=C; export LANG LC_ALL LC_MESSAGES\n");
+        for (k, v) in &self.environment {
+            prelude.push_str(&format!("{k}={}; export {k}\n", quote(v)));
+        }
+        let full = format!("{prelude}{script}");
+        let command = format!("/bin/sh -c {}", quote(&full));
+        match &self.become_spec {
+            Some(spec) => wrap_become(&command, stdin, spec),
+            None => (command, stdin),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskEnv for HostEnv {
+    async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<ExecOutput, ModuleError> {
+        let (command, stdin) = self.command_for(script, stdin);
+        Ok(self.transport.exec(&command, stdin, self.timeout).await?)
+    }
+
+    fn render_template_file(&self, path: &Path) -> Result<String, String> {
+        self.templar.render_file(path, &self.vars).map_err(|e| e.message)
+    }
+
+    fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf> {
+        let name_path = Path::new(name);
+        if name_path.is_absolute() {
+            return name_path.exists().then(|| name_path.to_path_buf());
+        }
+        self.search_dirs
+            .iter()
+            .flat_map(|d| [d.join(subdir).join(name), d.join(name)])
+            .find(|p| p.exists())
+    }
+
+    fn eval_expr(&self, expr: &str) -> Result<Value, String> {
+        self.templar.eval(expr, &self.vars).map_err(|e| e.message)
+    }
+
+    fn check_mode(&self) -> bool {
+        self.check_mode
+    }
+
+    fn diff_mode(&self) -> bool {
+        self.diff_mode
+    }
+
+    fn inventory_hostname(&self) -> &str {
+        &self.hostname
+    }
+}

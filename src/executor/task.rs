@@ -1,0 +1,1038 @@
+//! One task on one host: conditions, loops, retries, the module's plan/apply, and the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::connect::{target_for, Target};
+use super::env::HostEnv;
+use super::state::lock;
+use super::vars;
+use super::{PlayRun, Runner, Scope};
+use crate::modules::control::is_truthy;
+use crate::modules::{registry, Args, ModuleError, Plan};
+use crate::playbook::{Include, LoopKind, Task};
+use crate::report::redact::NO_LOG_MSG;
+use crate::report::{Event, HostStatus, ResultEvent};
+use crate::template::TemplateError;
+use crate::transport::{BecomeMethod, BecomeSpec, Transport};
+
+/// The outcome of a module run on one item.
+struct ItemOutcome {
+    result: Map<String, Value>,
+    status: HostStatus,
+    diffs: Vec<crate::modules::Diff>,
+}
+
+fn fail_result(msg: impl Into<String>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("failed".into(), json!(true));
+    m.insert("msg".into(), json!(msg.into()));
+    m
+}
+
+fn template_failure(task_file: &str, line: usize, col: usize, e: &TemplateError, what: &str) -> String {
+    let cause = match &e.undefined {
+        Some(name) => format!("'{name}' is undefined"),
+        None => e.message.clone(),
+    };
+    format!("{what}. The error was: {cause}\n\nThe error appears to be in '{task_file}': line {line}, column {col}")
+}
+
+impl Runner {
+    /// Runs `task` on `host`; returns the registered-shape result (for run_once sharing).
+    pub(super) async fn run_task_on_host(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Arc<Task>,
+        host: &str,
+        scope: &Scope,
+        task_name: &str,
+        rescuable: bool,
+    ) -> Option<Value> {
+        let state = self.host(host)?;
+        let base_vars = {
+            let s = lock(&state);
+            if !s.active() {
+                return None;
+            }
+            vars::task_level(&self.sources, host, &s, &run.vars, &task.common.vars, scope.get(host).map(|a| a.as_ref()))
+        };
+        let templar = &self.sources.templar;
+        let file = task.span.file.display().to_string();
+        let no_log = task.common.no_log.unwrap_or(false);
+
+        // Loop items (templated once per host).
+        let items: Option<Vec<Value>> = match &task.loop_items {
+            None => None,
+            Some(raw) => {
+                let ctx = self.context(run, base_vars.clone());
+                match templar.render_value(raw, &ctx) {
+                    Ok(v) => match loop_list(v, task.loop_control.kind) {
+                        Ok(list) => Some(list),
+                        Err(msg) => {
+                            self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                            return None;
+                        }
+                    },
+                    Err(e) => {
+                        let msg = template_failure(&file, task.span.line, task.span.col, &e, "Error while evaluating the loop");
+                        self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                        return None;
+                    }
+                }
+            }
+        };
+
+        let delegate = match &task.common.delegate_to {
+            Some(d) => {
+                let ctx = self.context(run, base_vars.clone());
+                match templar.render_str(d, &ctx) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        let msg = template_failure(&file, task.span.line, task.span.col, &e, "Error while evaluating delegate_to");
+                        self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+
+        let mut outcomes: Vec<(Option<String>, ItemOutcome)> = Vec::new();
+        let item_list: Vec<Option<(usize, Value)>> = match &items {
+            None => vec![None],
+            Some(list) => list.iter().cloned().enumerate().map(Some).collect(),
+        };
+        if let Some(list) = &items {
+            if list.is_empty() {
+                let mut r = Map::new();
+                r.insert("changed".into(), json!(false));
+                r.insert("skipped".into(), json!(true));
+                r.insert("skipped_reason".into(), json!("No items in the list"));
+                r.insert("results".into(), json!([]));
+                self.finish(run, task, host, task_name, delegate.as_deref(), r, HostStatus::Skipped, vec![], rescuable, no_log);
+                return None;
+            }
+        }
+        let total = item_list.len();
+        for entry in item_list {
+            let mut vars = base_vars.clone();
+            let mut label = None;
+            if let Some((index, item)) = &entry {
+                vars.insert(task.loop_control.loop_var.clone(), item.clone());
+                if let Some(iv) = &task.loop_control.index_var {
+                    vars.insert(iv.clone(), json!(index));
+                }
+                if task.loop_control.extended {
+                    vars.insert(
+                        "ansible_loop".into(),
+                        json!({"index": index + 1, "index0": index, "first": *index == 0, "last": index + 1 == total, "length": total,
+                               "revindex": total - index, "revindex0": total - index - 1}),
+                    );
+                }
+                let ctx = self.context(run, vars.clone());
+                label = Some(match &task.loop_control.label {
+                    Some(l) => templar.render_str(l, &ctx).unwrap_or_else(|_| l.clone()),
+                    None => python_repr(item),
+                });
+                if let (Some(pause), true) = (task.loop_control.pause, *index > 0) {
+                    tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                }
+            }
+            let outcome = self.run_item(run, task, host, vars, delegate.as_deref()).await;
+            let unreachable = outcome.status == HostStatus::Unreachable;
+            if items.is_some() {
+                let mut shown = outcome.result.clone();
+                if no_log {
+                    shown = censored(&shown);
+                }
+                let status = match outcome.status {
+                    HostStatus::Failed if task.common.ignore_errors.unwrap_or(false) => HostStatus::Failed,
+                    s => s,
+                };
+                self.emit(Event::Result(ResultEvent {
+                    host: host.to_string(),
+                    delegate: delegate.clone(),
+                    task: task_name.to_string(),
+                    status,
+                    item: label.clone(),
+                    result: self.redact_map(&shown),
+                    diffs: if no_log { vec![] } else { outcome.diffs.clone() },
+                    verbose_always: task.module == "debug",
+                }));
+            }
+            let mut item_result = outcome.result.clone();
+            if let Some((_, item)) = &entry {
+                item_result.insert(task.loop_control.loop_var.clone(), item.clone());
+                item_result.insert("ansible_loop_var".into(), json!(task.loop_control.loop_var));
+            }
+            outcomes.push((label, ItemOutcome { result: item_result, ..outcome }));
+            if unreachable {
+                break;
+            }
+        }
+
+        // Aggregate.
+        let (result, status, diffs) = if items.is_none() {
+            let (_, o) = outcomes.pop()?;
+            (o.result, o.status, o.diffs)
+        } else {
+            let any = |s: HostStatus| outcomes.iter().any(|(_, o)| o.status == s);
+            let changed = any(HostStatus::Changed);
+            let failed = any(HostStatus::Failed);
+            let unreachable = any(HostStatus::Unreachable);
+            let all_skipped = outcomes.iter().all(|(_, o)| o.status == HostStatus::Skipped);
+            let mut r = Map::new();
+            r.insert("changed".into(), json!(changed));
+            r.insert(
+                "msg".into(),
+                json!(if failed { "One or more items failed" } else { "All items completed" }),
+            );
+            if failed {
+                r.insert("failed".into(), json!(true));
+            }
+            if all_skipped {
+                r.insert("skipped".into(), json!(true));
+            }
+            r.insert("results".into(), Value::Array(outcomes.iter().map(|(_, o)| Value::Object(o.result.clone())).collect()));
+            let status = if unreachable {
+                HostStatus::Unreachable
+            } else if failed {
+                HostStatus::Failed
+            } else if all_skipped {
+                HostStatus::Skipped
+            } else if changed {
+                HostStatus::Changed
+            } else {
+                HostStatus::Ok
+            };
+            (r, status, vec![])
+        };
+        let shown_already = items.is_some();
+        self.finish_with(run, task, host, task_name, delegate.as_deref(), result, status, diffs, rescuable, no_log, shown_already)
+    }
+
+    fn redact_map(&self, m: &Map<String, Value>) -> Map<String, Value> {
+        match self.redactor.value(&Value::Object(m.clone())) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Task,
+        host: &str,
+        task_name: &str,
+        delegate: Option<&str>,
+        result: Map<String, Value>,
+        status: HostStatus,
+        diffs: Vec<crate::modules::Diff>,
+        rescuable: bool,
+        no_log: bool,
+    ) -> Option<Value> {
+        self.finish_with(run, task, host, task_name, delegate, result, status, diffs, rescuable, no_log, false)
+    }
+
+    /// Records a task's result on a host: stats, register, facts, notifications, failure state; reports it.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_with(
+        &self,
+        _run: &PlayRun<'_>,
+        task: &Task,
+        host: &str,
+        task_name: &str,
+        delegate: Option<&str>,
+        mut result: Map<String, Value>,
+        status: HostStatus,
+        diffs: Vec<crate::modules::Diff>,
+        rescuable: bool,
+        no_log: bool,
+        already_shown: bool,
+    ) -> Option<Value> {
+        let ignore_errors = task.common.ignore_errors.unwrap_or(false);
+        let status = match status {
+            HostStatus::Failed if ignore_errors => HostStatus::Ignored,
+            HostStatus::Unreachable if task.common.ignore_unreachable.unwrap_or(false) => HostStatus::Skipped,
+            s => s,
+        };
+        result.entry("changed").or_insert(json!(status == HostStatus::Changed));
+        if no_log {
+            self.redact_everything(&result);
+        }
+        let state = self.host(host)?;
+        {
+            let mut s = lock(&state);
+            match status {
+                HostStatus::Failed => s.failed = true,
+                HostStatus::Unreachable => s.unreachable = true,
+                _ => {}
+            }
+            if status != HostStatus::Failed && status != HostStatus::Unreachable && status != HostStatus::Skipped {
+                if let Some(Value::Object(facts)) = result.get("ansible_facts") {
+                    if task.module == "setup" {
+                        s.facts.extend(facts.clone());
+                    } else {
+                        s.host_vars.extend(facts.clone());
+                    }
+                }
+            }
+            if let Some(reg) = &task.register {
+                s.host_vars.insert(reg.clone(), Value::Object(result.clone()));
+            }
+            if status == HostStatus::Changed {
+                for n in &task.notify {
+                    if !s.notified.contains(n) {
+                        s.notified.push(n.clone());
+                    }
+                }
+            }
+        }
+        self.stats(|st| {
+            let e = st.entry(host);
+            match status {
+                HostStatus::Ok => e.ok += 1,
+                HostStatus::Changed => {
+                    e.ok += 1;
+                    e.changed += 1
+                }
+                HostStatus::Skipped => e.skipped += 1,
+                HostStatus::Failed => {
+                    if !rescuable {
+                        e.failed += 1
+                    }
+                }
+                HostStatus::Ignored => {
+                    e.ok += 1;
+                    e.ignored += 1
+                }
+                HostStatus::Unreachable => e.unreachable += 1,
+            }
+        });
+        if !already_shown || status == HostStatus::Failed || status == HostStatus::Ignored || status == HostStatus::Unreachable {
+            let shown = if no_log { censored(&result) } else { result.clone() };
+            if !(already_shown && status != HostStatus::Ignored && status != HostStatus::Unreachable) || !already_shown {
+                self.emit(Event::Result(ResultEvent {
+                    host: host.to_string(),
+                    delegate: delegate.map(str::to_string),
+                    task: task_name.to_string(),
+                    status,
+                    item: None,
+                    result: self.redact_map(&shown),
+                    diffs: if no_log { vec![] } else { diffs },
+                    verbose_always: task.module == "debug",
+                }));
+            }
+        }
+        Some(Value::Object(result))
+    }
+
+    /// For `no_log` tasks: every string they produced is a secret from now on.
+    fn redact_everything(&self, result: &Map<String, Value>) {
+        fn walk(r: &crate::report::Redactor, v: &Value) {
+            match v {
+                Value::String(s) => r.add(s),
+                Value::Array(a) => a.iter().for_each(|x| walk(r, x)),
+                Value::Object(o) => o.values().for_each(|x| walk(r, x)),
+                _ => {}
+            }
+        }
+        for (k, v) in result {
+            if k != "changed" && k != "failed" && k != "msg" {
+                walk(&self.redactor, v);
+            }
+        }
+    }
+
+    /// One module run (one loop item): when, args, connection, plan/apply, retries, changed_when/failed_when.
+    async fn run_item(&self, run: &PlayRun<'_>, task: &Task, host: &str, vars: Map<String, Value>, delegate: Option<&str>) -> ItemOutcome {
+        let templar = &self.sources.templar;
+        let file = task.span.file.display().to_string();
+        let ctx = self.context(run, vars.clone());
+        let outcome = |result: Map<String, Value>, status: HostStatus| ItemOutcome { result, status, diffs: vec![] };
+
+        for cond in &task.common.when {
+            match templar.eval_bool(&cond.expr, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut r = Map::new();
+                    r.insert("changed".into(), json!(false));
+                    r.insert("skipped".into(), json!(true));
+                    r.insert("skip_reason".into(), json!("Conditional result was False"));
+                    r.insert("false_condition".into(), json!(cond.expr));
+                    return outcome(r, HostStatus::Skipped);
+                }
+                Err(e) => {
+                    let msg = template_failure(
+                        &cond.span.file.display().to_string(),
+                        cond.span.line,
+                        cond.span.col,
+                        &e,
+                        &format!("The conditional check '{}' failed", cond.expr),
+                    );
+                    return outcome(fail_result(msg), HostStatus::Failed);
+                }
+            }
+        }
+
+        let Some(module) = registry::find(&task.module) else {
+            return outcome(fail_result(format!("module {} is not available", task.module)), HostStatus::Failed);
+        };
+        // Arguments: templated, except those the module evaluates itself.
+        let raw_names: Vec<&str> = module.spec().args.iter().filter(|a| a.raw).map(|a| a.name).collect();
+        let mut args = Map::new();
+        for (k, v) in &task.args {
+            if raw_names.contains(&k.as_str()) {
+                args.insert(k.clone(), v.clone());
+                continue;
+            }
+            match templar.render_value(v, &ctx) {
+                Ok(v) => {
+                    args.insert(k.clone(), v);
+                }
+                Err(e) => {
+                    let msg = template_failure(&file, task.span.line, task.span.col, &e, "The task includes an option with an undefined variable");
+                    return outcome(fail_result(msg), HostStatus::Failed);
+                }
+            }
+        }
+        let args = match vars::strip_omitted(Value::Object(args)) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if task.common.no_log.unwrap_or(false) {
+            self.redact_everything(&args);
+        }
+        let args = Args::new(module.name(), args);
+
+        let env = match self.host_env(run, task, host, &vars, &ctx, delegate).await {
+            Ok(env) => env,
+            Err(EnvError::Unreachable(msg)) => {
+                let mut r = Map::new();
+                r.insert("changed".into(), json!(false));
+                r.insert("msg".into(), json!(msg));
+                r.insert("unreachable".into(), json!(true));
+                return outcome(r, HostStatus::Unreachable);
+            }
+            Err(EnvError::Failed(msg)) => return outcome(fail_result(msg), HostStatus::Failed),
+        };
+
+        let retries = match &task.retries {
+            Some(v) => number(templar, v, &ctx).unwrap_or(3.0) as u32,
+            None if task.until.is_some() => 3,
+            None => 0,
+        };
+        let delay = match &task.delay {
+            Some(v) => number(templar, v, &ctx).unwrap_or(5.0),
+            None => 5.0,
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let (mut result, changed, skipped, diffs) = match self.plan_and_apply(module, &env, &args).await {
+                Ok(r) => r,
+                Err(ModuleError::Transport(e)) => {
+                    let mut r = Map::new();
+                    r.insert("changed".into(), json!(false));
+                    r.insert("msg".into(), json!(e.to_string()));
+                    r.insert("unreachable".into(), json!(true));
+                    return outcome(r, HostStatus::Unreachable);
+                }
+                Err(ModuleError::Failed { msg, mut result }) => {
+                    result.insert("failed".into(), json!(true));
+                    result.insert("msg".into(), json!(msg));
+                    (result, false, false, vec![])
+                }
+            };
+            if skipped {
+                return ItemOutcome { result, status: HostStatus::Skipped, diffs };
+            }
+            let mut failed = result.get("failed").and_then(Value::as_bool).unwrap_or(false);
+            let mut changed = result.get("changed").and_then(Value::as_bool).unwrap_or(changed);
+            result.insert("changed".into(), json!(changed));
+            // changed_when / failed_when / until see the result under the registered name.
+            let needs_eval = !task.changed_when.is_empty() || !task.failed_when.is_empty() || task.until.is_some();
+            if needs_eval {
+                let mut v2 = vars.clone();
+                if let Some(reg) = &task.register {
+                    v2.insert(reg.clone(), Value::Object(result.clone()));
+                }
+                for (k, v) in &result {
+                    v2.entry(k.clone()).or_insert(v.clone());
+                }
+                let ctx2 = self.context(run, v2);
+                if !task.changed_when.is_empty() {
+                    match all_true(templar, &task.changed_when, &ctx2) {
+                        Ok(b) => changed = b,
+                        Err(msg) => return outcome(fail_result(msg), HostStatus::Failed),
+                    }
+                    result.insert("changed".into(), json!(changed));
+                }
+                if !task.failed_when.is_empty() {
+                    match any_true(templar, &task.failed_when, &ctx2) {
+                        Ok(b) => {
+                            failed = b;
+                            result.insert("failed_when_result".into(), json!(b));
+                            if b {
+                                result.insert("failed".into(), json!(true));
+                                result.entry("msg").or_insert(json!("failed_when condition was met"));
+                            } else {
+                                result.remove("failed");
+                            }
+                        }
+                        Err(msg) => return outcome(fail_result(msg), HostStatus::Failed),
+                    }
+                }
+                if let Some(until) = &task.until {
+                    let done = templar.eval_bool(&until.expr, &ctx2).unwrap_or(false);
+                    if !done {
+                        if attempt <= retries {
+                            self.emit(Event::Notice(format!(
+                                "FAILED - RETRYING: [{host}]: {} ({} retries left).",
+                                task.display_name(),
+                                retries + 1 - attempt
+                            )));
+                            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                            continue;
+                        }
+                        failed = true;
+                        result.insert("failed".into(), json!(true));
+                        result.entry("msg").or_insert(json!("Retries exhausted"));
+                    }
+                    result.insert("attempts".into(), json!(attempt));
+                }
+            }
+            let status = if failed {
+                HostStatus::Failed
+            } else if changed {
+                HostStatus::Changed
+            } else {
+                HostStatus::Ok
+            };
+            return ItemOutcome { result, status, diffs };
+        }
+    }
+
+    /// The module's plan, and its apply when something changes and the run is not in check mode.
+    async fn plan_and_apply(
+        &self,
+        module: &'static dyn crate::modules::Module,
+        env: &HostEnv,
+        args: &Args,
+    ) -> Result<(Map<String, Value>, bool, bool, Vec<crate::modules::Diff>), ModuleError> {
+        let plan: Plan = module.plan(env, args).await?;
+        let diffs = if env.diff_mode { plan.diffs.clone() } else { vec![] };
+        if env.check_mode {
+            if plan.changed {
+                if let Some(msg) = &plan.skip_in_check {
+                    let mut r = plan.result.clone();
+                    r.insert("changed".into(), json!(false));
+                    r.insert("skipped".into(), json!(true));
+                    r.insert("msg".into(), json!(msg));
+                    return Ok((r, false, true, diffs));
+                }
+            }
+            let mut r = plan.result.clone();
+            r.insert("changed".into(), json!(plan.changed));
+            return Ok((r, plan.changed, false, diffs));
+        }
+        if !plan.changed {
+            let mut r = plan.result;
+            r.insert("changed".into(), json!(false));
+            return Ok((r, false, false, diffs));
+        }
+        let result = module.apply(env, args, plan).await?;
+        let changed = result.get("changed").and_then(Value::as_bool).unwrap_or(true);
+        Ok((result, changed, false, diffs))
+    }
+
+    async fn host_env(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Task,
+        host: &str,
+        vars: &Map<String, Value>,
+        ctx: &minijinja::Value,
+        delegate: Option<&str>,
+    ) -> Result<HostEnv, EnvError> {
+        let templar = &self.sources.templar;
+        let render_var = |name: &str| -> Result<Option<String>, EnvError> {
+            match vars.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => templar
+                    .render_str(s, ctx)
+                    .map(Some)
+                    .map_err(|e| EnvError::Failed(format!("cannot template {name}: {}", e.message))),
+                Some(other) => Ok(Some(match other {
+                    Value::Bool(b) => b.to_string(),
+                    v => v.to_string(),
+                })),
+            }
+        };
+        // Connection variables come from the host the command runs on.
+        let (conn_host, conn_vars) = match delegate {
+            Some(d) if d != host => {
+                if self.sources.inventory.host(d).is_some() {
+                    let mut v = self.sources.inventory.vars_for_host(d);
+                    v.insert("inventory_hostname".into(), json!(d));
+                    (d.to_string(), v)
+                } else if d == "localhost" || d == "127.0.0.1" {
+                    let mut v = Map::new();
+                    v.insert("ansible_connection".into(), json!("local"));
+                    (d.to_string(), v)
+                } else {
+                    return Err(EnvError::Failed(format!("delegate_to: '{d}' is not in the inventory")));
+                }
+            }
+            _ => {
+                let mut v = Map::new();
+                for key in [
+                    "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port", "ansible_user",
+                    "ansible_ssh_user", "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_ssh_private_key_file",
+                    "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_extra_args",
+                ] {
+                    if let Some(value) = render_var(key)? {
+                        v.insert(key.into(), json!(value));
+                    }
+                }
+                if host == "localhost" && !v.contains_key("ansible_connection") && self.sources.inventory.host("localhost").is_none() {
+                    v.insert("ansible_connection".into(), json!("local"));
+                }
+                (host.to_string(), v)
+            }
+        };
+        for key in ["ansible_password", "ansible_ssh_pass"] {
+            if let Some(Value::String(p)) = conn_vars.get(key) {
+                self.redactor.add(p);
+            }
+        }
+        let remote_user = task.common.remote_user.clone();
+        let target = target_for(&conn_host, &conn_vars, remote_user.as_deref(), &self.opts.connect).map_err(EnvError::Failed)?;
+        let key = match &target {
+            Target::Local => "local".to_string(),
+            Target::Ssh(o) => format!("{}|{}|{}|{}", conn_host, o.host.clone().unwrap_or_default(), o.port.unwrap_or(0), o.user.clone().unwrap_or_default()),
+        };
+        let transport: Arc<dyn Transport> = self.pool.get(&key, target).await.map_err(|e| EnvError::Unreachable(e.to_string()))?;
+
+        // Become: connection variables win over keywords, as in Ansible.
+        let become_on = match render_var("ansible_become")? {
+            Some(v) => crate::modules::args::to_bool(&json!(v)).unwrap_or(false),
+            None => task.common.become_enabled.unwrap_or(false),
+        };
+        let become_spec = if become_on {
+            let user = render_var("ansible_become_user")?.or_else(|| task.common.become_user.clone()).unwrap_or_else(|| "root".into());
+            let method = render_var("ansible_become_method")?.or_else(|| task.common.become_method.clone()).unwrap_or_else(|| "sudo".into());
+            let password = render_var("ansible_become_password")?
+                .or(render_var("ansible_become_pass")?)
+                .or_else(|| self.opts.become_password.clone());
+            if let Some(p) = &password {
+                self.redactor.add(p);
+            }
+            let method = match method.as_str() {
+                "sudo" => BecomeMethod::Sudo,
+                "su" => BecomeMethod::Su,
+                other => return Err(EnvError::Failed(format!("become_method '{other}' is not supported (use sudo or su)"))),
+            };
+            Some(BecomeSpec { method, user, password, flags: task.common.become_flags.clone() })
+        } else {
+            None
+        };
+
+        let mut environment = Vec::new();
+        for env_value in &task.common.environment {
+            match templar.render_value(env_value, ctx) {
+                Ok(Value::Object(m)) => {
+                    for (k, v) in m {
+                        let v = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        environment.retain(|(existing, _): &(String, String)| existing != &k);
+                        environment.push((k, v));
+                    }
+                }
+                Ok(Value::Null) => {}
+                Ok(_) => return Err(EnvError::Failed("environment must be a mapping".into())),
+                Err(e) => return Err(EnvError::Failed(format!("cannot template environment: {}", e.message))),
+            }
+        }
+        let check_mode = match &task.common.check_mode {
+            Some(v) => templar.render_value(v, ctx).map(|v| is_truthy(&v)).unwrap_or(self.opts.check),
+            None => self.opts.check,
+        };
+        let diff_mode = match &task.common.diff {
+            Some(v) => templar.render_value(v, ctx).map(|v| is_truthy(&v)).unwrap_or(self.opts.diff),
+            None => self.opts.diff,
+        };
+        let timeout = task.common.timeout.map(Duration::from_secs).unwrap_or(self.opts.command_timeout);
+        let task_dir = task.file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let mut search_dirs = vec![task_dir];
+        if !search_dirs.contains(&self.playbook.dir) {
+            search_dirs.push(self.playbook.dir.clone());
+        }
+        let _ = run;
+        Ok(HostEnv {
+            transport,
+            become_spec,
+            environment,
+            templar: templar.clone(),
+            vars: ctx.clone(),
+            check_mode,
+            diff_mode,
+            search_dirs,
+            hostname: host.to_string(),
+            timeout,
+        })
+    }
+
+    pub(super) async fn gather_facts_on(&self, run: &PlayRun<'_>, host: &str) {
+        let Some(state) = self.host(host) else { return };
+        let vars = {
+            let s = lock(&state);
+            vars::task_level(&self.sources, host, &s, &run.vars, &run.play.defaults.vars, None)
+        };
+        let ctx = self.context(run, vars.clone());
+        let pseudo = Task {
+            name: Some("Gathering Facts".into()),
+            module: "setup".into(),
+            action: "gather_facts".into(),
+            args: Map::new(),
+            span: run.play.span.clone(),
+            file: run.play.span.file.clone(),
+            common: run.play.defaults.clone(),
+            loop_items: None,
+            loop_control: Default::default(),
+            register: None,
+            notify: vec![],
+            listen: vec![],
+            changed_when: vec![],
+            failed_when: vec![],
+            until: None,
+            retries: None,
+            delay: None,
+        };
+        let (result, status) = match self.host_env(run, &pseudo, host, &vars, &ctx, None).await {
+            Err(EnvError::Unreachable(msg)) => {
+                let mut r = Map::new();
+                r.insert("msg".into(), json!(msg));
+                r.insert("unreachable".into(), json!(true));
+                (r, HostStatus::Unreachable)
+            }
+            Err(EnvError::Failed(msg)) => (fail_result(msg), HostStatus::Failed),
+            Ok(env) => match crate::facts::gather(&env, &run.play.gather_subset).await {
+                Ok(facts) => {
+                    let mut r = Map::new();
+                    r.insert("ansible_facts".into(), Value::Object(facts));
+                    (r, HostStatus::Ok)
+                }
+                Err(ModuleError::Transport(e)) => {
+                    let mut r = Map::new();
+                    r.insert("msg".into(), json!(e.to_string()));
+                    r.insert("unreachable".into(), json!(true));
+                    (r, HostStatus::Unreachable)
+                }
+                Err(ModuleError::Failed { msg, .. }) => (fail_result(msg), HostStatus::Failed),
+            },
+        };
+        let mut shown = result.clone();
+        shown.remove("ansible_facts");
+        if status == HostStatus::Ok {
+            if let Some(Value::Object(facts)) = result.get("ansible_facts") {
+                lock(&state).facts.extend(facts.clone());
+            }
+            self.stats(|s| s.entry(host).ok += 1);
+        } else {
+            {
+                let mut s = lock(&state);
+                if status == HostStatus::Unreachable {
+                    s.unreachable = true;
+                } else {
+                    s.failed = true;
+                }
+            }
+            self.stats(|s| {
+                let e = s.entry(host);
+                if status == HostStatus::Unreachable {
+                    e.unreachable += 1
+                } else {
+                    e.failed += 1
+                }
+            });
+        }
+        self.emit(Event::Result(ResultEvent {
+            host: host.to_string(),
+            delegate: None,
+            task: "Gathering Facts".into(),
+            status,
+            item: None,
+            result: self.redact_map(&shown),
+            diffs: vec![],
+            verbose_always: false,
+        }));
+    }
+
+    /// `include_tasks`: resolved per host, hosts that include the same file (and item) run it together.
+    pub(super) async fn run_include(&self, run: &PlayRun<'_>, include: &Arc<Include>, hosts: &[String], scope: &Scope, rescuable: bool) {
+        let templar = &self.sources.templar;
+        // (file, item index) → hosts and their scope vars, in first-seen order.
+        let mut groups: Vec<((String, usize), Vec<String>, Scope)> = Vec::new();
+        for h in hosts {
+            if !self.tag_selected(&include.common.tags) {
+                continue;
+            }
+            let Some(state) = self.host(h) else { continue };
+            let vars = {
+                let s = lock(&state);
+                vars::task_level(&self.sources, h, &s, &run.vars, &include.common.vars, scope.get(h).map(|a| a.as_ref()))
+            };
+            let ctx = self.context(run, vars.clone());
+            let mut skip = false;
+            for cond in &include.common.when {
+                match templar.eval_bool(&cond.expr, &ctx) {
+                    Ok(true) => {}
+                    Ok(false) => skip = true,
+                    Err(e) => {
+                        self.include_failure(h, include, &e.message);
+                        skip = true;
+                    }
+                }
+            }
+            if skip {
+                continue;
+            }
+            let items: Vec<Option<Value>> = match &include.loop_items {
+                None => vec![None],
+                Some(raw) => match templar.render_value(raw, &ctx).map_err(|e| e.message).and_then(|v| loop_list(v, include.loop_control.kind)) {
+                    Ok(list) => list.into_iter().map(Some).collect(),
+                    Err(msg) => {
+                        self.include_failure(h, include, &msg);
+                        continue;
+                    }
+                },
+            };
+            for (index, item) in items.into_iter().enumerate() {
+                let mut item_vars = scope.get(h).map(|a| (**a).clone()).unwrap_or_default();
+                item_vars.extend(include.common.vars.clone());
+                let mut item_ctx_vars = vars.clone();
+                if let Some(item) = &item {
+                    item_vars.insert(include.loop_control.loop_var.clone(), item.clone());
+                    item_ctx_vars.insert(include.loop_control.loop_var.clone(), item.clone());
+                    if let Some(iv) = &include.loop_control.index_var {
+                        item_vars.insert(iv.clone(), json!(index));
+                        item_ctx_vars.insert(iv.clone(), json!(index));
+                    }
+                }
+                let file = match templar.render_str(&include.file, &self.context(run, item_ctx_vars)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.include_failure(h, include, &e.message);
+                        break;
+                    }
+                };
+                let key = (file, index);
+                match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some((_, hs, sc)) => {
+                        hs.push(h.clone());
+                        sc.insert(h.clone(), Arc::new(item_vars));
+                    }
+                    None => {
+                        let mut sc = Scope::new();
+                        sc.insert(h.clone(), Arc::new(item_vars));
+                        groups.push((key, vec![h.clone()], sc));
+                    }
+                }
+            }
+        }
+        for ((file, _), group_hosts, group_scope) in groups {
+            let items = match (&include.preloaded, crate::template::is_template(&include.file)) {
+                (Some(pre), false) => pre.clone(),
+                _ => {
+                    let path = [include.base_dir.join(&file), self.playbook.dir.join(&file)]
+                        .into_iter()
+                        .find(|p| p.exists())
+                        .unwrap_or_else(|| include.base_dir.join(&file));
+                    match crate::playbook::load_tasks_file(&path, &self.playbook.dir, &Default::default()) {
+                        Ok(items) => Arc::new(items),
+                        Err(d) => {
+                            for h in &group_hosts {
+                                self.include_failure(h, include, &d.to_string());
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            // The include's own keywords (when was evaluated above; tags/become/… apply to its tasks).
+            let items = Arc::new(apply_inherited(&items, &include.common));
+            self.run_items(run, &items, group_hosts, &group_scope, rescuable).await;
+        }
+    }
+
+    fn include_failure(&self, host: &str, include: &Include, msg: &str) {
+        let task_name = include.name.clone().unwrap_or_else(|| format!("include_tasks {}", include.file));
+        if let Some(state) = self.host(host) {
+            lock(&state).failed = true;
+        }
+        self.stats(|s| s.entry(host).failed += 1);
+        self.emit(Event::Result(ResultEvent {
+            host: host.to_string(),
+            delegate: None,
+            task: task_name,
+            status: HostStatus::Failed,
+            item: None,
+            result: self.redact_map(&fail_result(format!("{msg} (include at {})", include.span))),
+            diffs: vec![],
+            verbose_always: false,
+        }));
+    }
+}
+
+enum EnvError {
+    Unreachable(String),
+    Failed(String),
+}
+
+/// Folds an include's keywords into the tasks it loads (tags, become, environment, …; not `when`,
+/// which was evaluated once for the include itself, nor vars, which travel in the scope).
+fn apply_inherited(items: &[crate::playbook::TaskItem], parent: &crate::playbook::Inherited) -> Vec<crate::playbook::TaskItem> {
+    use crate::playbook::TaskItem;
+    items
+        .iter()
+        .map(|item| match item {
+            TaskItem::Task(t) => {
+                let mut common = parent.clone();
+                common.when = Vec::new();
+                common.vars = Map::new();
+                merge_inherited(&mut common, &t.common);
+                TaskItem::Task(Arc::new(Task {
+                    name: t.name.clone(),
+                    module: t.module.clone(),
+                    action: t.action.clone(),
+                    args: t.args.clone(),
+                    span: t.span.clone(),
+                    file: t.file.clone(),
+                    common,
+                    loop_items: t.loop_items.clone(),
+                    loop_control: t.loop_control.clone(),
+                    register: t.register.clone(),
+                    notify: t.notify.clone(),
+                    listen: t.listen.clone(),
+                    changed_when: t.changed_when.clone(),
+                    failed_when: t.failed_when.clone(),
+                    until: t.until.clone(),
+                    retries: t.retries.clone(),
+                    delay: t.delay.clone(),
+                }))
+            }
+            TaskItem::Block(b) => TaskItem::Block(Arc::new(crate::playbook::Block {
+                name: b.name.clone(),
+                span: b.span.clone(),
+                block: apply_inherited(&b.block, parent),
+                rescue: apply_inherited(&b.rescue, parent),
+                always: apply_inherited(&b.always, parent),
+            })),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// `child` settings override `into` (which starts as the parent's).
+fn merge_inherited(into: &mut crate::playbook::Inherited, child: &crate::playbook::Inherited) {
+    into.when.extend(child.when.iter().cloned());
+    for t in &child.tags {
+        if !into.tags.contains(t) {
+            into.tags.push(t.clone());
+        }
+    }
+    into.vars.extend(child.vars.clone());
+    into.environment.extend(child.environment.iter().cloned());
+    macro_rules! over {
+        ($($f:ident),*) => { $( if child.$f.is_some() { into.$f = child.$f.clone(); } )* };
+    }
+    over!(become_enabled, become_user, become_method, become_flags, remote_user, no_log, ignore_errors, ignore_unreachable,
+          run_once, check_mode, diff, delegate_to, any_errors_fatal, connection, timeout);
+}
+
+fn all_true(templar: &crate::template::Templar, conds: &[crate::playbook::Condition], ctx: &minijinja::Value) -> Result<bool, String> {
+    for c in conds {
+        if !templar.eval_bool(&c.expr, ctx).map_err(|e| format!("The conditional check '{}' failed. The error was: {}", c.expr, e.message))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn any_true(templar: &crate::template::Templar, conds: &[crate::playbook::Condition], ctx: &minijinja::Value) -> Result<bool, String> {
+    for c in conds {
+        if templar.eval_bool(&c.expr, ctx).map_err(|e| format!("The conditional check '{}' failed. The error was: {}", c.expr, e.message))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn number(templar: &crate::template::Templar, v: &Value, ctx: &minijinja::Value) -> Option<f64> {
+    match templar.render_value(v, ctx).ok()? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Turns a loop value into items: lists as is, `with_items` flattened one level, `with_dict` to key/value.
+fn loop_list(value: Value, kind: LoopKind) -> Result<Vec<Value>, String> {
+    match (kind, value) {
+        (LoopKind::Dict, Value::Object(m)) => Ok(m.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect()),
+        (LoopKind::Dict, other) => Err(format!("with_dict expects a dict, got {}", crate::modules::args::json_type(&other))),
+        (LoopKind::Items, Value::Array(items)) => Ok(items
+            .into_iter()
+            .flat_map(|i| match i {
+                Value::Array(inner) => inner,
+                other => vec![other],
+            })
+            .collect()),
+        (LoopKind::Items, Value::String(s)) => Ok(vec![Value::String(s)]),
+        (_, Value::Array(items)) => Ok(items),
+        (_, Value::Null) => Ok(vec![]),
+        (_, other) => Err(format!(
+            "Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.",
+            python_repr(&other)
+        )),
+    }
+}
+
+fn censored(result: &Map<String, Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("censored".into(), json!(NO_LOG_MSG));
+    m.insert("changed".into(), result.get("changed").cloned().unwrap_or(json!(false)));
+    if let Some(f) = result.get("failed") {
+        m.insert("failed".into(), f.clone());
+    }
+    m
+}
+
+/// How Python prints a value (loop item labels look like Ansible's).
+pub fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(quoted_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter().map(|(k, v)| format!("'{}': {}", k, quoted_repr(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn quoted_repr(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+        other => python_repr(other),
+    }
+}

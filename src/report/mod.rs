@@ -1,0 +1,17 @@
+//! Reporting: the executor emits events; reporters (console, JSON lines) render them.
+//! Every string passes the redactor first, so secrets cannot leak through any reporter.
+
+pub mod console;
+pub mod event;
+pub mod json;
+pub mod redact;
+pub mod stats;
+
+pub use event::{Event, HostStatus, ResultEvent};
+pub use redact::Redactor;
+pub use stats::{HostStats, Stats};
+
+/// Something that shows events to a person or a machine.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
