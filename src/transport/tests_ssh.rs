@@ -1,0 +1,1 @@
+//! SSH integration tests (docker test hosts).
