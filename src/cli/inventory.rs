@@ -15,7 +15,7 @@ pub fn run(args: InventoryArgs) -> Result<i32, Diagnostic> {
             .ok_or_else(|| Diagnostic::options(format!("You must pass a single valid host to --host parameter: {host} is not in the inventory")))?;
         println!("{}", pretty(&value));
     } else if args.graph {
-        print!("{}", inventory.graph(args.group.as_deref()));
+        print!("{}", inventory.graph(args.group.as_deref())?);
     } else {
         println!("{}", pretty(&inventory.list_json()));
     }

@@ -88,8 +88,9 @@ pub struct RunArgs {
     #[arg(short = 'K', long = "ask-become-pass")]
     pub ask_become_pass: bool,
     /// How to treat host keys: yes (known_hosts only), accept-new (record unknown keys), no (insecure).
-    #[arg(long, value_enum, env = "ORCH_HOST_KEY_CHECKING", default_value = "yes")]
-    pub host_key_checking: HostKeyCheckingArg,
+    /// Default: yes, unless ~/.ssh/config sets StrictHostKeyChecking for the host.
+    #[arg(long, value_enum, env = "ORCH_HOST_KEY_CHECKING")]
+    pub host_key_checking: Option<HostKeyCheckingArg>,
     /// Run handlers even for hosts that failed.
     #[arg(long)]
     pub force_handlers: bool,

@@ -32,17 +32,17 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
     } else {
         None
     };
-    let host_key_checking = match args.host_key_checking {
+    let host_key_checking = args.host_key_checking.map(|h| match h {
         HostKeyCheckingArg::Yes => HostKeyChecking::Strict,
         HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
         HostKeyCheckingArg::No => HostKeyChecking::Off,
-    };
+    });
     let redactor = Redactor::default();
     let reporter: Arc<dyn Reporter> = match args.output {
         OutputFormat::Human => Arc::new(Console::new(args.verbose, args.diff, redactor.clone())),
         OutputFormat::Json => Arc::new(JsonLines::new(redactor.clone())),
     };
-    if host_key_checking == HostKeyChecking::Off {
+    if host_key_checking == Some(HostKeyChecking::Off) {
         reporter.event(&crate::report::Event::Warning(
             "host key checking is off: orch cannot tell your hosts from an impostor (insecure; use accept-new instead)".into(),
         ));
@@ -62,9 +62,8 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
         connect: ConnectDefaults { host_key_checking, connect_timeout: Duration::from_secs(args.timeout) },
         command_timeout: Duration::from_secs(3600),
     };
-    let inventory_source = args.inventory.first().map(std::path::PathBuf::from).filter(|p| p.exists());
     let inventory = Arc::new(inventory);
-    let mut runner = Runner::new(playbook.clone(), inventory, opts, reporter, redactor, inventory_source);
+    let mut runner = Runner::new(playbook.clone(), inventory, opts, reporter, redactor);
 
     // Static views: resolve everything, contact nothing.
     let mut max_hosts = 1;

@@ -87,11 +87,12 @@ fn expand_tilde(p: &str) -> PathBuf {
 
 #[derive(Clone)]
 pub struct ConnectDefaults {
-    pub host_key_checking: HostKeyChecking,
+    /// None: as ~/.ssh/config says (StrictHostKeyChecking), else strict.
+    pub host_key_checking: Option<HostKeyChecking>,
     pub connect_timeout: Duration,
 }
 
-type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, String>>>;
+type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, TransportError>>>;
 
 /// One session per (host, address, user) for the whole run, opened on first use.
 #[derive(Default)]
@@ -109,11 +110,11 @@ impl Pool {
             .get_or_init(|| async move {
                 match target {
                     Target::Local => Ok(transport::local()),
-                    Target::Ssh(opts) => transport::connect(&opts).await.map_err(|e| e.to_string()),
+                    Target::Ssh(opts) => transport::connect(&opts).await,
                 }
             })
             .await;
-        result.clone().map_err(TransportError::Unreachable)
+        result.clone()
     }
 
     pub async fn close_all(&self) {

@@ -27,9 +27,10 @@ pub struct HostEnv {
 }
 
 impl HostEnv {
-    /// The full command line for a script: POSIX sh, C locale, the task's environment, then become.
+    /// The full command line for a script: POSIX sh with the task's environment, then become.
+    /// (The transport itself gives every command the C locale.)
     pub fn command_for(&self, script: &str, stdin: Option<Vec<u8>>) -> (String, Option<Vec<u8>>) {
-        let mut prelude = String::from("LANG=C; LC_ALL=C; LC_MESSAGES=C; export LANG LC_ALL LC_MESSAGES\n");
+        let mut prelude = String::new();
         for (k, v) in &self.environment {
             prelude.push_str(&format!("{k}={}; export {k}\n", quote(v)));
         }

@@ -76,28 +76,17 @@ impl Runner {
         opts: RunOptions,
         reporter: Arc<dyn Reporter>,
         redactor: Redactor,
-        inventory_source: Option<PathBuf>,
     ) -> Runner {
         let mut search = vec![playbook.dir.clone(), playbook.dir.join("templates"), playbook.dir.join("files")];
         search.dedup();
         let templar = Arc::new(Templar::new(search));
         let groups = crate::template::from_json(&inventory.groups_value());
-        let (inventory_dir, inventory_file) = match &inventory_source {
-            Some(p) => {
-                let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-                let dir = if abs.is_dir() { abs.clone() } else { abs.parent().map(PathBuf::from).unwrap_or_default() };
-                (Some(dir.display().to_string()), Some(abs.display().to_string()))
-            }
-            None => (None, None),
-        };
         let playbook_dir = std::fs::canonicalize(&playbook.dir).unwrap_or_else(|_| playbook.dir.clone());
         let sources = Arc::new(VarSources {
             inventory,
             templar,
             extra_vars: opts.extra_vars.clone(),
             playbook_dir: playbook_dir.display().to_string(),
-            inventory_dir,
-            inventory_file,
             groups,
             check_mode: opts.check,
             diff_mode: opts.diff,

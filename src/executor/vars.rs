@@ -26,8 +26,6 @@ pub struct VarSources {
     pub templar: Arc<Templar>,
     pub extra_vars: Map<String, Value>,
     pub playbook_dir: String,
-    pub inventory_dir: Option<String>,
-    pub inventory_file: Option<String>,
     pub groups: minijinja::Value,
     pub check_mode: bool,
     pub diff_mode: bool,
@@ -98,12 +96,6 @@ pub fn add_magic(vars: &mut Map<String, Value>, sources: &VarSources, host: &str
         Value::Array(sources.inventory.group_names(host).into_iter().map(Value::String).collect()),
     );
     vars.insert("playbook_dir".into(), Value::String(sources.playbook_dir.clone()));
-    if let Some(d) = &sources.inventory_dir {
-        vars.insert("inventory_dir".into(), Value::String(d.clone()));
-    }
-    if let Some(f) = &sources.inventory_file {
-        vars.insert("inventory_file".into(), Value::String(f.clone()));
-    }
     vars.insert("ansible_check_mode".into(), Value::Bool(sources.check_mode));
     vars.insert("ansible_diff_mode".into(), Value::Bool(sources.diff_mode));
     vars.insert("ansible_run_tags".into(), Value::from(if sources.run_tags.is_empty() { vec!["all".to_string()] } else { sources.run_tags.clone() }));
