@@ -236,7 +236,22 @@ impl Inventory {
                 if is_ignored_inventory_entry(&name) {
                     continue;
                 }
-                self.parse_path(&entry)?;
+                self.parse_path(&entry).map_err(|mut e| {
+                    if entry.is_dir() {
+                        return e;
+                    }
+                    // Ansible only warns about such files; orch stops so that hosts never go missing silently.
+                    let advice = format!(
+                        "every file in inventory directory {} is read as an inventory; \
+                         rename files that are not (e.g. with a .md, .txt or .orig extension)",
+                        path.display()
+                    );
+                    e.hint = Some(match e.hint.take() {
+                        Some(hint) => format!("{hint}; {advice}"),
+                        None => advice,
+                    });
+                    e
+                })?;
             }
             return Ok(());
         }

@@ -653,3 +653,34 @@ fn many_hosts_stay_fast() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(inv.select("edge[999]").unwrap().hosts, names(&["n1000"]));
 }
+
+#[test]
+fn group_priority_orders_groups_of_equal_depth() {
+    // ansible-inventory --host h: {"v": "a"} with the priority, {"v": "b"} without.
+    let with_priority = fixture(&[(
+        "hosts",
+        "[a]\nh\n[b]\nh\n[a:vars]\nv=a\nansible_group_priority=5\n[b:vars]\nv=b\n",
+    )]);
+    assert_eq!(
+        load_in(&with_priority, "hosts").unwrap().vars_for_host("h")["v"],
+        json!("a")
+    );
+    let without = fixture(&[("hosts", "[a]\nh\n[b]\nh\n[a:vars]\nv=a\n[b:vars]\nv=b\n")]);
+    assert_eq!(
+        load_in(&without, "hosts").unwrap().vars_for_host("h")["v"],
+        json!("b")
+    );
+    let bad = fixture(&[("hosts", "[a]\nh\n[a:vars]\nansible_group_priority=high\n")]);
+    assert_eq!(load_in(&bad, "hosts").unwrap_err().span.unwrap().line, 4);
+}
+
+#[test]
+fn unparsable_file_in_inventory_directory_is_an_error_with_a_hint() {
+    let dir = fixture(&[
+        ("inv/hosts.yml", "web:\n  hosts:\n    w1:\n"),
+        ("inv/NOTES", "these are notes\n"),
+    ]);
+    let e = load_in(&dir, "inv").unwrap_err();
+    assert!(e.span.as_ref().unwrap().file.ends_with("NOTES"));
+    assert!(e.hint.unwrap().contains("rename"));
+}
