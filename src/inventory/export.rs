@@ -38,12 +38,24 @@ pub fn list_json(inv: &Inventory) -> Value {
     Value::Object(results)
 }
 
-fn format_group(inv: &Inventory, name: &str, available: &HashSet<&str>, seen: &mut HashSet<String>, results: &mut Map<String, Value>) {
-    let Some(group) = inv.groups.get(name) else { return };
+fn format_group(
+    inv: &Inventory,
+    name: &str,
+    available: &HashSet<&str>,
+    seen: &mut HashSet<String>,
+    results: &mut Map<String, Value>,
+) {
+    let Some(group) = inv.groups.get(name) else {
+        return;
+    };
     let mut entry = Map::new();
     if name != "all" {
-        let hosts: Vec<Value> =
-            group.hosts.iter().filter(|h| available.contains(h.as_str())).map(|h| Value::from(h.as_str())).collect();
+        let hosts: Vec<Value> = group
+            .hosts
+            .iter()
+            .filter(|h| available.contains(h.as_str()))
+            .map(|h| Value::from(h.as_str()))
+            .collect();
         if !hosts.is_empty() {
             entry.insert("hosts".into(), Value::Array(hosts));
         }
@@ -64,8 +76,12 @@ fn format_group(inv: &Inventory, name: &str, available: &HashSet<&str>, seen: &m
 pub fn graph(inv: &Inventory, group: Option<&str>) -> Result<String, Diagnostic> {
     let start = group.unwrap_or("all");
     if !inv.groups.contains_key(start) {
-        let mut error = Diagnostic::options(format!("Pattern must be valid group name when using --graph: {start}"));
-        if let Some(candidate) = crate::error::did_you_mean(start, inv.groups.keys().map(String::as_str)) {
+        let mut error = Diagnostic::options(format!(
+            "Pattern must be valid group name when using --graph: {start}"
+        ));
+        if let Some(candidate) =
+            crate::error::did_you_mean(start, inv.groups.keys().map(String::as_str))
+        {
             error = error.with_hint(format!("did you mean `{candidate}`?"));
         }
         return Err(error);
@@ -84,7 +100,9 @@ fn graph_line(name: &str, depth: usize) -> String {
 }
 
 fn graph_group(inv: &Inventory, name: &str, depth: usize, lines: &mut Vec<String>) {
-    let Some(group) = inv.groups.get(name) else { return };
+    let Some(group) = inv.groups.get(name) else {
+        return;
+    };
     lines.push(graph_line(&format!("@{name}:"), depth));
     for child in &group.children {
         graph_group(inv, child, depth + 1, lines);

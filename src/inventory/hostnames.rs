@@ -73,7 +73,9 @@ pub fn parse_address(address: &str, allow_ranges: bool) -> Option<(String, Optio
 
 /// Expands every `[begin:end(:step)]` in a host name, left to right, as Ansible does.
 pub fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
-    let Some(open) = line.find('[') else { return Ok(vec![line.to_string()]) };
+    let Some(open) = line.find('[') else {
+        return Ok(vec![line.to_string()]);
+    };
     let Some(close_rel) = line[open + 1..].find(']') else {
         return Err(format!("unclosed host range in `{line}`"));
     };
@@ -90,7 +92,9 @@ pub fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
     }
     let step: usize = match bounds.get(2) {
         None => 1,
-        Some(s) => s.parse().map_err(|_| format!("host range step `{s}` is not a number"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("host range step `{s}` is not a number"))?,
     };
     if step == 0 {
         return Err("host range step must not be zero".into());
@@ -116,13 +120,23 @@ pub fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
             if b > e {
                 return Err("host range must have begin <= end".into());
             }
-            letters[b..=e].iter().step_by(step).map(|c| c.to_string()).collect()
+            letters[b..=e]
+                .iter()
+                .step_by(step)
+                .map(|c| c.to_string())
+                .collect()
         }
         _ => {
-            let parse = |s: &str| s.parse::<u64>().map_err(|_| format!("host range bound `{s}` is not a number"));
+            let parse = |s: &str| {
+                s.parse::<u64>()
+                    .map_err(|_| format!("host range bound `{s}` is not a number"))
+            };
             let (b, e) = (parse(begin)?, parse(end)?);
             // Like Python's range(): begin > end gives no hosts at all.
-            (b..=e).step_by(step).map(|n| format!("{n:0width$}")).collect()
+            (b..=e)
+                .step_by(step)
+                .map(|n| format!("{n:0width$}"))
+                .collect()
         }
     };
     let mut hosts = Vec::new();
@@ -141,7 +155,11 @@ pub fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
 /// `_expand_hostpattern`; text that is not a host identifier is kept whole without a port.
 pub fn expand_host_pattern(pattern: &str) -> Result<(Vec<String>, Option<u32>), String> {
     let (host, port) = parse_address(pattern, true).unwrap_or_else(|| (pattern.to_string(), None));
-    let names = if host.contains('[') { expand_hostname_range(&host)? } else { vec![host] };
+    let names = if host.contains('[') {
+        expand_hostname_range(&host)?
+    } else {
+        vec![host]
+    };
     Ok((names, port))
 }
 
@@ -151,11 +169,26 @@ mod tests {
 
     #[test]
     fn addresses_with_ports() {
-        assert_eq!(parse_address("pve1:2222", false), Some(("pve1".into(), Some(2222))));
-        assert_eq!(parse_address("10.0.0.1:22", false), Some(("10.0.0.1".into(), Some(22))));
-        assert_eq!(parse_address("[2001:db8::1]:2222", false), Some(("2001:db8::1".into(), Some(2222))));
-        assert_eq!(parse_address("2001:db8::1", false), Some(("2001:db8::1".into(), None)));
-        assert_eq!(parse_address("pve[01:03].lab:22", true), Some(("pve[01:03].lab".into(), Some(22))));
+        assert_eq!(
+            parse_address("pve1:2222", false),
+            Some(("pve1".into(), Some(2222)))
+        );
+        assert_eq!(
+            parse_address("10.0.0.1:22", false),
+            Some(("10.0.0.1".into(), Some(22)))
+        );
+        assert_eq!(
+            parse_address("[2001:db8::1]:2222", false),
+            Some(("2001:db8::1".into(), Some(2222)))
+        );
+        assert_eq!(
+            parse_address("2001:db8::1", false),
+            Some(("2001:db8::1".into(), None))
+        );
+        assert_eq!(
+            parse_address("pve[01:03].lab:22", true),
+            Some(("pve[01:03].lab".into(), Some(22)))
+        );
         assert_eq!(parse_address("pve[01:03].lab", false), None);
         assert_eq!(parse_address("web:!db", true), None);
         assert_eq!(parse_address("host_", true), None);
@@ -164,19 +197,38 @@ mod tests {
 
     #[test]
     fn ranges_expand_like_ansible() {
-        assert_eq!(expand_hostname_range("pve[01:03].lab").unwrap(), ["pve01.lab", "pve02.lab", "pve03.lab"]);
-        assert_eq!(expand_hostname_range("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
-        assert_eq!(expand_hostname_range("n[1:10:4]").unwrap(), ["n1", "n5", "n9"]);
-        assert_eq!(expand_hostname_range("r[1:2]c[a:b]").unwrap(), ["r1ca", "r1cb", "r2ca", "r2cb"]);
+        assert_eq!(
+            expand_hostname_range("pve[01:03].lab").unwrap(),
+            ["pve01.lab", "pve02.lab", "pve03.lab"]
+        );
+        assert_eq!(
+            expand_hostname_range("db-[a:c]").unwrap(),
+            ["db-a", "db-b", "db-c"]
+        );
+        assert_eq!(
+            expand_hostname_range("n[1:10:4]").unwrap(),
+            ["n1", "n5", "n9"]
+        );
+        assert_eq!(
+            expand_hostname_range("r[1:2]c[a:b]").unwrap(),
+            ["r1ca", "r1cb", "r2ca", "r2cb"]
+        );
         assert_eq!(expand_hostname_range("h[:2]").unwrap(), ["h0", "h1", "h2"]);
         assert!(expand_hostname_range("h[5:1]").unwrap().is_empty());
     }
 
     #[test]
     fn bad_ranges_are_errors() {
-        assert_eq!(expand_hostname_range("h[1:]").unwrap_err(), "host range must specify end value");
-        assert!(expand_hostname_range("h[01:5]").unwrap_err().contains("equal-length"));
-        assert!(expand_hostname_range("h[c:a]").unwrap_err().contains("begin <= end"));
+        assert_eq!(
+            expand_hostname_range("h[1:]").unwrap_err(),
+            "host range must specify end value"
+        );
+        assert!(expand_hostname_range("h[01:5]")
+            .unwrap_err()
+            .contains("equal-length"));
+        assert!(expand_hostname_range("h[c:a]")
+            .unwrap_err()
+            .contains("begin <= end"));
         assert!(expand_hostname_range("h[a:5]").is_err());
         assert!(expand_hostname_range("h[1:2:3:4]").is_err());
     }

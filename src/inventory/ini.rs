@@ -63,14 +63,24 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
                 "vars" => State::Vars,
                 "children" => State::Children,
                 other => {
-                    return Err(Diagnostic::parse(format!("section [{group}:{other}] has unknown type: {other}"), Some(span))
-                        .with_hint("a section is [group], [group:vars] or [group:children]"))
+                    return Err(Diagnostic::parse(
+                        format!("section [{group}:{other}] has unknown type: {other}"),
+                        Some(span),
+                    )
+                    .with_hint("a section is [group], [group:vars] or [group:children]"))
                 }
             };
             if !inv.groups.contains_key(&group) {
                 // `[g]` and `[g:children]` declare a group; `[g:vars]` needs a declaration somewhere.
                 if state == State::Vars && !pending.contains_key(&group) {
-                    pending.insert(group.clone(), Pending { span: span.clone(), state, parents: Vec::new() });
+                    pending.insert(
+                        group.clone(),
+                        Pending {
+                            span: span.clone(),
+                            state,
+                            parents: Vec::new(),
+                        },
+                    );
                 }
                 inv.add_group(&group, Some(span.clone()));
             }
@@ -86,27 +96,48 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
             continue;
         }
         if line.starts_with('[') && line.ends_with(']') {
-            return Err(Diagnostic::parse(format!("invalid section entry: `{line}`"), Some(span))
-                .with_hint("make sure there are no spaces or other invalid characters in the section name"));
+            return Err(
+                Diagnostic::parse(format!("invalid section entry: `{line}`"), Some(span))
+                    .with_hint(
+                    "make sure there are no spaces or other invalid characters in the section name",
+                ),
+            );
         }
         match state {
             State::Hosts => parse_host_line(inv, &group, line, &span)?,
             State::Vars => {
                 let Some((key, value)) = line.split_once('=') else {
-                    return Err(Diagnostic::parse(format!("expected key=value, got: {line}"), Some(span))
-                        .with_hint(format!("lines in [{group}:vars] set variables, e.g. `ansible_user=root`")));
+                    return Err(Diagnostic::parse(
+                        format!("expected key=value, got: {line}"),
+                        Some(span),
+                    )
+                    .with_hint(format!(
+                        "lines in [{group}:vars] set variables, e.g. `ansible_user=root`"
+                    )));
                 };
-                inv.set_group_var(&group, key.trim(), literal_or_string(value.trim()), Some(&span))?;
+                inv.set_group_var(
+                    &group,
+                    key.trim(),
+                    literal_or_string(value.trim()),
+                    Some(&span),
+                )?;
             }
             State::Children => {
                 let Some(caps) = group_name_regex().captures(line) else {
-                    return Err(Diagnostic::parse(format!("expected group name, got: {line}"), Some(span)));
+                    return Err(Diagnostic::parse(
+                        format!("expected group name, got: {line}"),
+                        Some(span),
+                    ));
                 };
                 let child = caps[1].to_string();
                 if inv.groups.contains_key(&child) {
                     inv.add_child(&group, &child, Some(&span))?;
                 } else {
-                    let entry = pending.entry(child).or_insert(Pending { span: span.clone(), state, parents: Vec::new() });
+                    let entry = pending.entry(child).or_insert(Pending {
+                        span: span.clone(),
+                        state,
+                        parents: Vec::new(),
+                    });
                     entry.parents.push((group.clone(), span.clone()));
                 }
             }
@@ -120,9 +151,14 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
                 format!("section [{parent}:children] includes undefined group `{name}`")
             }
         };
-        let span = decl.parents.last().map_or(decl.span.clone(), |(_, s)| s.clone());
+        let span = decl
+            .parents
+            .last()
+            .map_or(decl.span.clone(), |(_, s)| s.clone());
         let hint = match crate::error::did_you_mean(name, inv.groups.keys().map(String::as_str)) {
-            Some(candidate) => format!("did you mean `{candidate}`? Otherwise declare it with a [{name}] section"),
+            Some(candidate) => {
+                format!("did you mean `{candidate}`? Otherwise declare it with a [{name}] section")
+            }
             None => format!("declare it with a [{name}] section (it may be empty)"),
         };
         return Err(Diagnostic::parse(message, Some(span)).with_hint(hint));
@@ -130,22 +166,47 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
     Ok(())
 }
 
-fn add_pending_children(inv: &mut Inventory, group: &str, pending: &mut IndexMap<String, Pending>) -> Result<(), Diagnostic> {
-    let Some(decl) = pending.shift_remove(group) else { return Ok(()) };
+fn add_pending_children(
+    inv: &mut Inventory,
+    group: &str,
+    pending: &mut IndexMap<String, Pending>,
+) -> Result<(), Diagnostic> {
+    let Some(decl) = pending.shift_remove(group) else {
+        return Ok(());
+    };
     for (parent, span) in decl.parents {
         inv.add_child(&parent, group, Some(&span))?;
-        if pending.get(&parent).is_some_and(|p| p.state == State::Children) {
+        if pending
+            .get(&parent)
+            .is_some_and(|p| p.state == State::Children)
+        {
             add_pending_children(inv, &parent, pending)?;
         }
     }
     Ok(())
 }
 
-fn parse_host_line(inv: &mut Inventory, group: &str, line: &str, span: &Span) -> Result<(), Diagnostic> {
-    let tokens = shlex_split(line).map_err(|e| Diagnostic::parse(format!("error parsing host definition `{line}`: {e}"), Some(span.clone())))?;
-    let Some((pattern, assignments)) = tokens.split_first() else { return Ok(()) };
-    let (names, port) = hostnames::expand_host_pattern(pattern)
-        .map_err(|e| Diagnostic::parse(format!("bad host range in `{pattern}`: {e}"), Some(span.clone())))?;
+fn parse_host_line(
+    inv: &mut Inventory,
+    group: &str,
+    line: &str,
+    span: &Span,
+) -> Result<(), Diagnostic> {
+    let tokens = shlex_split(line).map_err(|e| {
+        Diagnostic::parse(
+            format!("error parsing host definition `{line}`: {e}"),
+            Some(span.clone()),
+        )
+    })?;
+    let Some((pattern, assignments)) = tokens.split_first() else {
+        return Ok(());
+    };
+    let (names, port) = hostnames::expand_host_pattern(pattern).map_err(|e| {
+        Diagnostic::parse(
+            format!("bad host range in `{pattern}`: {e}"),
+            Some(span.clone()),
+        )
+    })?;
     if pattern.trim().ends_with(':') && port.is_none() {
         return Err(Diagnostic::parse(
             format!("invalid host pattern `{pattern}`: ending in ':' is not allowed, this character is reserved to provide a port"),
@@ -153,14 +214,22 @@ fn parse_host_line(inv: &mut Inventory, group: &str, line: &str, span: &Span) ->
         ));
     }
     if names.iter().any(|n| n.trim() == "---") {
-        return Err(Diagnostic::parse(format!("invalid host pattern `{pattern}`: '---' is normally a sign this is a YAML file"), Some(span.clone()))
-            .with_hint("give YAML inventories a .yml or .yaml extension"));
+        return Err(Diagnostic::parse(
+            format!(
+                "invalid host pattern `{pattern}`: '---' is normally a sign this is a YAML file"
+            ),
+            Some(span.clone()),
+        )
+        .with_hint("give YAML inventories a .yml or .yaml extension"));
     }
     let mut vars = Vec::new();
     for token in assignments {
         let Some((key, value)) = token.split_once('=') else {
-            return Err(Diagnostic::parse(format!("expected key=value host variable assignment, got: {token}"), Some(span.clone()))
-                .with_hint("only `#` starts a comment at the end of a host line"));
+            return Err(Diagnostic::parse(
+                format!("expected key=value host variable assignment, got: {token}"),
+                Some(span.clone()),
+            )
+            .with_hint("only `#` starts a comment at the end of a host line"));
         };
         vars.push((key.to_string(), literal_or_string(value)));
     }
@@ -240,7 +309,10 @@ mod tests {
 
     #[test]
     fn shlex_like_python() {
-        assert_eq!(shlex_split("h x='a b' y=\"c\\\"d\" # rest").unwrap(), ["h", "x=a b", "y=c\"d"]);
+        assert_eq!(
+            shlex_split("h x='a b' y=\"c\\\"d\" # rest").unwrap(),
+            ["h", "x=a b", "y=c\"d"]
+        );
         assert_eq!(shlex_split("h a#b").unwrap(), ["h", "a"]);
         assert_eq!(shlex_split("h e=''").unwrap(), ["h", "e="]);
         assert!(shlex_split("h x='open").is_err());

@@ -48,6 +48,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Diagnostic, Span};
 
+#[allow(unused_imports)] // used by the `orch inventory` command
 pub use export::to_ansible_json;
 pub use pattern::Selection;
 use vars_dirs::VarsDir;
@@ -84,7 +85,14 @@ pub struct Group {
 
 impl Group {
     fn new(name: &str, span: Option<Span>) -> Self {
-        Group { name: name.to_string(), hosts: Vec::new(), children: Vec::new(), vars: Map::new(), span, priority: 1 }
+        Group {
+            name: name.to_string(),
+            hosts: Vec::new(),
+            children: Vec::new(),
+            vars: Map::new(),
+            span,
+            priority: 1,
+        }
     }
 }
 
@@ -169,7 +177,11 @@ impl Inventory {
                     .with_hint("give an inventory file, a directory, or a comma-separated host list such as `host1,host2,`"));
             }
             inv.parse_path(&path)?;
-            let dir = if path.is_dir() { path.clone() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
+            let dir = if path.is_dir() {
+                path.clone()
+            } else {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            };
             if !vars_dirs.contains(&dir) {
                 vars_dirs.push(dir);
             }
@@ -194,7 +206,11 @@ impl Inventory {
     fn load_vars_dir(&mut self, dir: &Path) -> Result<VarsDir, Diagnostic> {
         let groups: Vec<&str> = self.groups.keys().map(String::as_str).collect();
         let mut hosts: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
-        hosts.extend(LOCALHOST_NAMES.iter().filter(|n| !self.hosts.contains_key(**n)));
+        hosts.extend(
+            LOCALHOST_NAMES
+                .iter()
+                .filter(|n| !self.hosts.contains_key(**n)),
+        );
         let (layer, warnings) = VarsDir::load(dir, &groups, &hosts)?;
         self.warnings.extend(warnings);
         Ok(layer)
@@ -203,16 +219,39 @@ impl Inventory {
     fn parse_path(&mut self, path: &Path) -> Result<(), Diagnostic> {
         if path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| Diagnostic::parse(format!("cannot read inventory directory {}: {e}", path.display()), None))?
+                .map_err(|e| {
+                    Diagnostic::parse(
+                        format!("cannot read inventory directory {}: {e}", path.display()),
+                        None,
+                    )
+                })?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .collect();
             entries.sort();
             for entry in entries {
-                let name = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = entry
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if is_ignored_inventory_entry(&name) {
                     continue;
                 }
-                self.parse_path(&entry)?;
+                self.parse_path(&entry).map_err(|mut e| {
+                    if entry.is_dir() {
+                        return e;
+                    }
+                    // Ansible only warns about such files; orch stops so that hosts never go missing silently.
+                    let advice = format!(
+                        "every file in inventory directory {} is read as an inventory; \
+                         rename files that are not (e.g. with a .md, .txt or .orig extension)",
+                        path.display()
+                    );
+                    e.hint = Some(match e.hint.take() {
+                        Some(hint) => format!("{hint}; {advice}"),
+                        None => advice,
+                    });
+                    e
+                })?;
             }
             return Ok(());
         }
@@ -220,10 +259,17 @@ impl Inventory {
             file: Some(path.to_string_lossy().into_owned()),
             dir: path.parent().map(|p| p.to_string_lossy().into_owned()),
         };
-        let bytes = std::fs::read(path)
-            .map_err(|e| Diagnostic::parse(format!("cannot read inventory file {}: {e}", path.display()), Some(Span::file_only(path))))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            Diagnostic::parse(
+                format!("cannot read inventory file {}: {e}", path.display()),
+                Some(Span::file_only(path)),
+            )
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| {
-            Diagnostic::parse(format!("inventory file {} is not valid UTF-8", path.display()), Some(Span::file_only(path)))
+            Diagnostic::parse(
+                format!("inventory file {} is not valid UTF-8", path.display()),
+                Some(Span::file_only(path)),
+            )
         })?;
         let extension = path.extension().map(|e| e.to_string_lossy().into_owned());
         let yaml_extension = matches!(extension.as_deref(), Some("yml" | "yaml" | "json"));
@@ -255,9 +301,13 @@ impl Inventory {
 
     /// Ansible's `host_list` plugin: `h1,h2:2222,` adds hosts to `ungrouped` (no ranges).
     fn parse_host_list(&mut self, list: &str) {
-        self.current_origin = HostOrigin { file: Some(list.to_string()), dir: None };
+        self.current_origin = HostOrigin {
+            file: Some(list.to_string()),
+            dir: None,
+        };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, port) = hostnames::parse_address(item, false).unwrap_or_else(|| (item.to_string(), None));
+            let (name, port) =
+                hostnames::parse_address(item, false).unwrap_or_else(|| (item.to_string(), None));
             if !self.hosts.contains_key(&name) {
                 self.add_host(&name, Some("ungrouped"), port, None);
             }
@@ -279,8 +329,16 @@ impl Inventory {
             if let Some(port) = port {
                 vars.insert("ansible_port".into(), Value::from(port));
             }
-            self.hosts.insert(name.to_string(), Host { name: name.to_string(), vars, span });
-            self.origins.insert(name.to_string(), self.current_origin.clone());
+            self.hosts.insert(
+                name.to_string(),
+                Host {
+                    name: name.to_string(),
+                    vars,
+                    span,
+                },
+            );
+            self.origins
+                .insert(name.to_string(), self.current_origin.clone());
         }
         if let Some(group) = group.and_then(|g| self.groups.get_mut(g)) {
             if !group.hosts.iter().any(|h| h == name) {
@@ -295,8 +353,16 @@ impl Inventory {
         }
     }
 
-    fn set_group_var(&mut self, group: &str, key: &str, value: Value, span: Option<&Span>) -> Result<(), Diagnostic> {
-        let Some(g) = self.groups.get_mut(group) else { return Ok(()) };
+    fn set_group_var(
+        &mut self,
+        group: &str,
+        key: &str,
+        value: Value,
+        span: Option<&Span>,
+    ) -> Result<(), Diagnostic> {
+        let Some(g) = self.groups.get_mut(group) else {
+            return Ok(());
+        };
         if key == "ansible_group_priority" {
             let priority = match &value {
                 Value::Number(n) => n.as_i64(),
@@ -305,7 +371,12 @@ impl Inventory {
                 _ => None,
             };
             g.priority = priority.ok_or_else(|| {
-                Diagnostic::parse(format!("ansible_group_priority of group `{group}` must be an integer, got {value}"), span.cloned())
+                Diagnostic::parse(
+                    format!(
+                        "ansible_group_priority of group `{group}` must be an integer, got {value}"
+                    ),
+                    span.cloned(),
+                )
             })?;
         } else {
             g.vars.insert(key.to_string(), value);
@@ -314,18 +385,33 @@ impl Inventory {
     }
 
     /// Makes `child` a child of `parent`, refusing edges that would create a cycle.
-    fn add_child(&mut self, parent: &str, child: &str, span: Option<&Span>) -> Result<(), Diagnostic> {
+    fn add_child(
+        &mut self,
+        parent: &str,
+        child: &str,
+        span: Option<&Span>,
+    ) -> Result<(), Diagnostic> {
         if parent == child {
-            return Err(Diagnostic::parse(format!("group `{parent}` cannot be a child of itself"), span.cloned()));
+            return Err(Diagnostic::parse(
+                format!("group `{parent}` cannot be a child of itself"),
+                span.cloned(),
+            ));
         }
-        if self.groups.get(parent).is_some_and(|g| g.children.iter().any(|c| c == child)) {
+        if self
+            .groups
+            .get(parent)
+            .is_some_and(|g| g.children.iter().any(|c| c == child))
+        {
             return Ok(());
         }
         if let Some(path) = self.child_path(child, parent) {
             let mut cycle = vec![parent.to_string()];
             cycle.extend(path);
             return Err(Diagnostic::parse(
-                format!("adding group `{child}` as a child of `{parent}` creates a cycle: {}", cycle.join(" -> ")),
+                format!(
+                    "adding group `{child}` as a child of `{parent}` creates a cycle: {}",
+                    cycle.join(" -> ")
+                ),
                 span.cloned(),
             )
             .with_hint("a group cannot contain itself, directly or through its children"));
@@ -348,7 +434,14 @@ impl Inventory {
             if !seen.insert(last.clone()) {
                 continue;
             }
-            for child in self.groups.get(&last).map(|g| g.children.as_slice()).unwrap_or_default().iter().rev() {
+            for child in self
+                .groups
+                .get(&last)
+                .map(|g| g.children.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .rev()
+            {
                 let mut next = path.clone();
                 next.push(child.clone());
                 stack.push(next);
@@ -361,7 +454,10 @@ impl Inventory {
         let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
         for group in self.groups.values() {
             for child in &group.children {
-                parents.entry(child.as_str()).or_default().push(group.name.as_str());
+                parents
+                    .entry(child.as_str())
+                    .or_default()
+                    .push(group.name.as_str());
             }
         }
         parents
@@ -371,7 +467,11 @@ impl Inventory {
     fn reconcile(&mut self) {
         let orphans: Vec<String> = {
             let parents = self.parents();
-            self.groups.keys().filter(|g| *g != "all" && !parents.contains_key(g.as_str())).cloned().collect()
+            self.groups
+                .keys()
+                .filter(|g| *g != "all" && !parents.contains_key(g.as_str()))
+                .cloned()
+                .collect()
         };
         for group in orphans {
             if let Some(all) = self.groups.get_mut("all") {
@@ -383,7 +483,12 @@ impl Inventory {
         let mut join = Vec::new();
         let ungrouped: HashSet<&String> = self.groups["ungrouped"].hosts.iter().collect();
         for name in self.hosts.keys() {
-            let groups = self.index.host_groups.get(name).map(Vec::as_slice).unwrap_or_default();
+            let groups = self
+                .index
+                .host_groups
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             if ungrouped.contains(name) {
                 if groups.iter().any(|g| g != "ungrouped") {
                     leave.push(name.clone());
@@ -398,7 +503,8 @@ impl Inventory {
         }
         for name in self.groups.keys() {
             if self.hosts.contains_key(name) {
-                self.warnings.push(format!("Found both group and host with same name: {name}"));
+                self.warnings
+                    .push(format!("Found both group and host with same name: {name}"));
             }
         }
         self.rebuild_index();
@@ -418,7 +524,11 @@ impl Inventory {
                 return *d;
             }
             let d = match parents.get(group) {
-                Some(ps) if guard > 0 => ps.iter().map(|p| depth_of(p, parents, memo, guard - 1) + 1).max().unwrap_or(0),
+                Some(ps) if guard > 0 => ps
+                    .iter()
+                    .map(|p| depth_of(p, parents, memo, guard - 1) + 1)
+                    .max()
+                    .unwrap_or(0),
                 _ => 0,
             };
             memo.insert(group, d);
@@ -433,7 +543,11 @@ impl Inventory {
             let mut ancestry = vec![group.name.as_str()];
             let mut i = 0;
             while i < ancestry.len() {
-                for p in parents.get(ancestry[i]).map(Vec::as_slice).unwrap_or_default() {
+                for p in parents
+                    .get(ancestry[i])
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     if !ancestry.contains(p) {
                         ancestry.push(p);
                     }
@@ -451,7 +565,12 @@ impl Inventory {
         }
         for groups in host_groups.values_mut() {
             groups.sort_by(|a, b| {
-                let key = |g: &String| (depth.get(g.as_str()).copied().unwrap_or(0), self.groups.get(g).map_or(1, |g| g.priority));
+                let key = |g: &String| {
+                    (
+                        depth.get(g.as_str()).copied().unwrap_or(0),
+                        self.groups.get(g).map_or(1, |g| g.priority),
+                    )
+                };
                 key(a).cmp(&key(b)).then_with(|| a.cmp(b))
             });
         }
@@ -460,7 +579,10 @@ impl Inventory {
         for name in self.groups.keys() {
             group_hosts.insert(name.clone(), self.descendant_hosts(name));
         }
-        self.index = Index { host_groups, group_hosts };
+        self.index = Index {
+            host_groups,
+            group_hosts,
+        };
     }
 
     /// A group's hosts and its descendants' hosts: breadth first through the children, each group's
@@ -470,7 +592,12 @@ impl Inventory {
         let mut seen_groups: HashSet<String> = order.iter().cloned().collect();
         let mut i = 0;
         while i < order.len() {
-            for child in self.groups.get(&order[i]).map(|g| g.children.as_slice()).unwrap_or_default() {
+            for child in self
+                .groups
+                .get(&order[i])
+                .map(|g| g.children.as_slice())
+                .unwrap_or_default()
+            {
                 if seen_groups.insert(child.clone()) {
                     order.push(child.clone());
                 }
@@ -480,7 +607,12 @@ impl Inventory {
         let mut seen_hosts = HashSet::new();
         let mut hosts = Vec::new();
         for g in &order {
-            for h in self.groups.get(g).map(|g| g.hosts.as_slice()).unwrap_or_default() {
+            for h in self
+                .groups
+                .get(g)
+                .map(|g| g.hosts.as_slice())
+                .unwrap_or_default()
+            {
                 if seen_hosts.insert(h.as_str()) {
                     hosts.push(h.clone());
                 }
@@ -493,7 +625,11 @@ impl Inventory {
 
     /// All hosts in inventory order (the order `hosts: all` runs them in).
     pub fn host_names(&self) -> Vec<String> {
-        self.index.group_hosts.get("all").cloned().unwrap_or_default()
+        self.index
+            .group_hosts
+            .get("all")
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {
@@ -535,8 +671,17 @@ impl Inventory {
         if !implicit && !self.hosts.contains_key(host) {
             return Map::new();
         }
-        let groups: &[String] = self.index.host_groups.get(host).map(Vec::as_slice).unwrap_or_default();
-        let mut vars = self.groups.get("all").map(|g| g.vars.clone()).unwrap_or_default();
+        let groups: &[String] = self
+            .index
+            .host_groups
+            .get(host)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut vars = self
+            .groups
+            .get("all")
+            .map(|g| g.vars.clone())
+            .unwrap_or_default();
         for g in groups {
             if let Some(group) = self.groups.get(g) {
                 extend(&mut vars, &group.vars);
@@ -556,8 +701,14 @@ impl Inventory {
             vars.insert("ansible_connection".into(), Value::from("local"));
         } else {
             let origin = self.origins.get(host).cloned().unwrap_or_default();
-            vars.insert("inventory_file".into(), origin.file.map_or(Value::Null, Value::from));
-            vars.insert("inventory_dir".into(), origin.dir.map_or(Value::Null, Value::from));
+            vars.insert(
+                "inventory_file".into(),
+                origin.file.map_or(Value::Null, Value::from),
+            );
+            vars.insert(
+                "inventory_dir".into(),
+                origin.dir.map_or(Value::Null, Value::from),
+            );
             if let Some(h) = self.hosts.get(host) {
                 extend(&mut vars, &h.vars);
             }
@@ -570,7 +721,12 @@ impl Inventory {
 
     /// The `group_names` magic variable: every group holding the host, sorted, without `all`.
     pub fn group_names(&self, host: &str) -> Vec<String> {
-        let mut names = self.index.host_groups.get(host).cloned().unwrap_or_default();
+        let mut names = self
+            .index
+            .host_groups
+            .get(host)
+            .cloned()
+            .unwrap_or_default();
         names.sort();
         names
     }
@@ -625,8 +781,10 @@ fn extend_opt(into: &mut Map<String, Value>, from: Option<&Map<String, Value>>) 
 /// Directory entries Ansible skips when a directory is an inventory source (`IGNORED` in
 /// `inventory/manager.py` with the default `inventory_ignore_extensions`).
 fn is_ignored_inventory_entry(name: &str) -> bool {
-    const IGNORED_SUFFIXES: [&str; 12] =
-        [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
+    const IGNORED_SUFFIXES: [&str; 12] = [
+        ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg",
+        ".retry",
+    ];
     name.starts_with('.')
         || matches!(name, "host_vars" | "group_vars" | "vars_plugins")
         || IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s))
@@ -635,13 +793,17 @@ fn is_ignored_inventory_entry(name: &str) -> bool {
 /// `~` expanded, made absolute and normalised without resolving symlinks (Ansible's `unfrackpath`).
 fn absolute_path(source: &str) -> PathBuf {
     let expanded = match source.strip_prefix("~/") {
-        Some(rest) => dirs::home_dir().map(|h| h.join(rest)).unwrap_or_else(|| PathBuf::from(source)),
+        Some(rest) => dirs::home_dir()
+            .map(|h| h.join(rest))
+            .unwrap_or_else(|| PathBuf::from(source)),
         None => PathBuf::from(source),
     };
     let absolute = if expanded.is_absolute() {
         expanded
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(&expanded)).unwrap_or(expanded)
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&expanded))
+            .unwrap_or(expanded)
     };
     let mut out = PathBuf::new();
     for component in absolute.components() {

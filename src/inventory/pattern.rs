@@ -62,10 +62,17 @@ fn split_host_pattern(pattern: &str) -> Vec<String> {
         vec![pattern.to_string()]
     } else {
         static SPLIT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-        let re = SPLIT.get_or_init(|| Regex::new(r"(?:[^\s:\[\]]|\[[^\]]*\])+").expect("static regex"));
-        re.find_iter(pattern).map(|m| m.as_str().to_string()).collect()
+        let re =
+            SPLIT.get_or_init(|| Regex::new(r"(?:[^\s:\[\]]|\[[^\]]*\])+").expect("static regex"));
+        re.find_iter(pattern)
+            .map(|m| m.as_str().to_string())
+            .collect()
     };
-    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Unions first, then intersections, then exclusions; only `&`/`!` terms means starting from `all`.
@@ -95,12 +102,20 @@ struct Subscript {
     end: Option<i64>,
 }
 
-fn match_one_pattern(inv: &Inventory, term: &str, warnings: &mut Vec<String>) -> Result<Vec<String>, Diagnostic> {
+fn match_one_pattern(
+    inv: &Inventory,
+    term: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, Diagnostic> {
     let pattern = term.strip_prefix(['&', '!']).unwrap_or(term);
     let (expr, subscript) = split_subscript(pattern, warnings);
     let hosts = enumerate_matches(inv, &expr, warnings)?;
-    apply_subscript(hosts, subscript)
-        .ok_or_else(|| Diagnostic::parse(format!("No hosts matched the subscripted pattern '{pattern}'"), None))
+    apply_subscript(hosts, subscript).ok_or_else(|| {
+        Diagnostic::parse(
+            format!("No hosts matched the subscripted pattern '{pattern}'"),
+            None,
+        )
+    })
 }
 
 fn split_subscript(pattern: &str, warnings: &mut Vec<String>) -> (String, Option<Subscript>) {
@@ -108,24 +123,37 @@ fn split_subscript(pattern: &str, warnings: &mut Vec<String>) -> (String, Option
         return (pattern.to_string(), None);
     }
     static SUBSCRIPT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = SUBSCRIPT
-        .get_or_init(|| Regex::new(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$").expect("static regex"));
-    let Some(caps) = re.captures(pattern) else { return (pattern.to_string(), None) };
+    let re = SUBSCRIPT.get_or_init(|| {
+        Regex::new(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$").expect("static regex")
+    });
+    let Some(caps) = re.captures(pattern) else {
+        return (pattern.to_string(), None);
+    };
     let number = |i: usize| caps.get(i).and_then(|m| m.as_str().parse::<i64>().ok());
     let subscript = if let Some(index) = number(2) {
-        Subscript { start: index, end: None }
+        Subscript {
+            start: index,
+            end: None,
+        }
     } else {
         if caps.get(4).is_some_and(|m| m.as_str() == "-") {
-            warnings.push("Use [x:y] inclusive subscripts instead of [x-y] which has been removed".into());
+            warnings.push(
+                "Use [x:y] inclusive subscripts instead of [x-y] which has been removed".into(),
+            );
         }
-        Subscript { start: number(3).unwrap_or(0), end: Some(number(5).unwrap_or(-1)) }
+        Subscript {
+            start: number(3).unwrap_or(0),
+            end: Some(number(5).unwrap_or(-1)),
+        }
     };
     (caps[1].to_string(), Some(subscript))
 }
 
 /// `None` when a single index is out of range (Ansible's IndexError).
 fn apply_subscript(hosts: Vec<String>, subscript: Option<Subscript>) -> Option<Vec<String>> {
-    let Some(Subscript { start, end }) = subscript else { return Some(hosts) };
+    let Some(Subscript { start, end }) = subscript else {
+        return Some(hosts);
+    };
     if hosts.is_empty() {
         return Some(hosts);
     }
@@ -134,8 +162,15 @@ fn apply_subscript(hosts: Vec<String>, subscript: Option<Subscript>) -> Option<V
         // Python treats an end of 0 as "no end": `[2:0]` selects only host 2.
         Some(end) if end != 0 => {
             let end = if end == -1 { len - 1 } else { end };
-            let (from, to) = (start.clamp(0, len) as usize, (end + 1).clamp(0, len) as usize);
-            Some(if from < to { hosts[from..to].to_vec() } else { Vec::new() })
+            let (from, to) = (
+                start.clamp(0, len) as usize,
+                (end + 1).clamp(0, len) as usize,
+            );
+            Some(if from < to {
+                hosts[from..to].to_vec()
+            } else {
+                Vec::new()
+            })
         }
         _ => {
             let index = if start < 0 { start + len } else { start };
@@ -154,14 +189,23 @@ fn compile(expr: &str) -> Result<Regex, Diagnostic> {
         None => format!("^(?s:{})$", glob_to_regex(expr)),
     };
     Regex::new(&source).map_err(|e| {
-        Diagnostic::parse(format!("Invalid host list pattern: {expr}"), None).with_hint(match expr.starts_with('~') {
-            true => format!("the regular expression does not compile: {}", e.to_string().lines().last().unwrap_or_default()),
+        Diagnostic::parse(format!("Invalid host list pattern: {expr}"), None).with_hint(match expr
+            .starts_with('~')
+        {
+            true => format!(
+                "the regular expression does not compile: {}",
+                e.to_string().lines().last().unwrap_or_default()
+            ),
             false => "check the brackets of the glob".to_string(),
         })
     })
 }
 
-fn enumerate_matches(inv: &Inventory, expr: &str, warnings: &mut Vec<String>) -> Result<Vec<String>, Diagnostic> {
+fn enumerate_matches(
+    inv: &Inventory,
+    expr: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, Diagnostic> {
     let matcher = compile(expr)?;
     let mut results = Vec::new();
     let matching_groups: Vec<&String> = inv.groups.keys().filter(|g| matcher.is_match(g)).collect();
@@ -174,11 +218,16 @@ fn enumerate_matches(inv: &Inventory, expr: &str, warnings: &mut Vec<String>) ->
     }
     if results.is_empty() && LOCALHOST_NAMES.contains(&expr) {
         // The first localhost-like host of the inventory stands for all of them; else the implicit one.
-        let defined = inv.hosts.keys().find(|h| LOCALHOST_NAMES.contains(&h.as_str()));
+        let defined = inv
+            .hosts
+            .keys()
+            .find(|h| LOCALHOST_NAMES.contains(&h.as_str()));
         results.push(defined.cloned().unwrap_or_else(|| expr.to_string()));
     }
     if results.is_empty() && matching_groups.is_empty() && expr != "all" {
-        warnings.push(format!("Could not match supplied host pattern, ignoring: {expr}"));
+        warnings.push(format!(
+            "Could not match supplied host pattern, ignoring: {expr}"
+        ));
     }
     Ok(results)
 }
@@ -252,7 +301,10 @@ mod tests {
     #[test]
     fn splitting_like_ansible() {
         assert_eq!(split_host_pattern("web:!db"), ["web", "!db"]);
-        assert_eq!(split_host_pattern("a, b[1], c[2:3] , d"), ["a", "b[1]", "c[2:3]", "d"]);
+        assert_eq!(
+            split_host_pattern("a, b[1], c[2:3] , d"),
+            ["a", "b[1]", "c[2:3]", "d"]
+        );
         assert_eq!(split_host_pattern("web[0:2]"), ["web[0:2]"]);
         assert_eq!(split_host_pattern("web[0:2]:&db"), ["web[0:2]", "&db"]);
         assert_eq!(split_host_pattern("2001:db8::1"), ["2001:db8::1"]);
@@ -268,7 +320,11 @@ mod tests {
 
     #[test]
     fn globs() {
-        let m = |g: &str, s: &str| Regex::new(&format!("^(?s:{})$", glob_to_regex(g))).unwrap().is_match(s);
+        let m = |g: &str, s: &str| {
+            Regex::new(&format!("^(?s:{})$", glob_to_regex(g)))
+                .unwrap()
+                .is_match(s)
+        };
         assert!(m("web*", "web01.lab"));
         assert!(!m("web*", "xweb"));
         assert!(m("db-[ab]", "db-a"));
@@ -284,13 +340,63 @@ mod tests {
     fn subscripts() {
         let hosts: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
         let apply = |s: Subscript| apply_subscript(hosts.clone(), Some(s));
-        assert_eq!(apply(Subscript { start: 0, end: None }).unwrap(), ["a"]);
-        assert_eq!(apply(Subscript { start: -1, end: None }).unwrap(), ["d"]);
-        assert_eq!(apply(Subscript { start: 1, end: Some(2) }).unwrap(), ["b", "c"]);
-        assert_eq!(apply(Subscript { start: 2, end: Some(-1) }).unwrap(), ["c", "d"]);
-        assert_eq!(apply(Subscript { start: 2, end: Some(0) }).unwrap(), ["c"]);
-        assert_eq!(apply(Subscript { start: 3, end: Some(1) }).unwrap(), Vec::<String>::new());
-        assert!(apply(Subscript { start: 9, end: None }).is_none());
-        assert!(apply(Subscript { start: -5, end: None }).is_none());
+        assert_eq!(
+            apply(Subscript {
+                start: 0,
+                end: None
+            })
+            .unwrap(),
+            ["a"]
+        );
+        assert_eq!(
+            apply(Subscript {
+                start: -1,
+                end: None
+            })
+            .unwrap(),
+            ["d"]
+        );
+        assert_eq!(
+            apply(Subscript {
+                start: 1,
+                end: Some(2)
+            })
+            .unwrap(),
+            ["b", "c"]
+        );
+        assert_eq!(
+            apply(Subscript {
+                start: 2,
+                end: Some(-1)
+            })
+            .unwrap(),
+            ["c", "d"]
+        );
+        assert_eq!(
+            apply(Subscript {
+                start: 2,
+                end: Some(0)
+            })
+            .unwrap(),
+            ["c"]
+        );
+        assert_eq!(
+            apply(Subscript {
+                start: 3,
+                end: Some(1)
+            })
+            .unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(apply(Subscript {
+            start: 9,
+            end: None
+        })
+        .is_none());
+        assert!(apply(Subscript {
+            start: -5,
+            end: None
+        })
+        .is_none());
     }
 }

@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 /// Evaluates `text` as a Python literal, or returns it unchanged as a string.
 pub fn literal_or_string(text: &str) -> Value {
-    let mut parser = Parser { chars: text.chars().collect(), pos: 0 };
+    let mut parser = Parser {
+        chars: text.chars().collect(),
+        pos: 0,
+    };
     match parser.top_level() {
         Some(value) => value,
         None => Value::String(text.to_string()),
@@ -112,7 +115,11 @@ impl Parser {
                 self.pos += 1;
                 self.dict_or_set()
             }
-            c if c.is_ascii_digit() || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())) => self.number(),
+            c if c.is_ascii_digit()
+                || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
+                self.number()
+            }
             c if c.is_alphabetic() || c == '_' => self.name_or_prefixed_string(),
             '\'' | '"' => self.strings(String::new()),
             _ => None,
@@ -144,7 +151,11 @@ impl Parser {
             map.insert(key_text(&first)?, value);
             loop {
                 if !self.eat(',') {
-                    return if self.eat('}') { Some(Value::Object(map)) } else { None };
+                    return if self.eat('}') {
+                        Some(Value::Object(map))
+                    } else {
+                        None
+                    };
                 }
                 if self.eat('}') {
                     return Some(Value::Object(map));
@@ -287,11 +298,19 @@ impl Parser {
 
     fn number(&mut self) -> Option<Value> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
             let c = self.peek()?;
             self.pos += 1;
             // An exponent sign belongs to the number: 1e-3.
-            if (c == 'e' || c == 'E') && matches!(self.peek(), Some('+' | '-')) && !self.chars[start..self.pos].iter().any(|d| *d == 'x' || *d == 'X') {
+            if (c == 'e' || c == 'E')
+                && matches!(self.peek(), Some('+' | '-'))
+                && !self.chars[start..self.pos]
+                    .iter()
+                    .any(|d| *d == 'x' || *d == 'X')
+            {
                 self.pos += 1;
             }
         }
@@ -384,7 +403,9 @@ fn parse_python_number(text: &str) -> Option<Value> {
         clean.push_str(&digits_with_underscores(body, 10)?);
     }
     let value: f64 = clean.parse().ok()?;
-    serde_json::Number::from_f64(value).filter(|_| value.is_finite()).map(Value::Number)
+    serde_json::Number::from_f64(value)
+        .filter(|_| value.is_finite())
+        .map(Value::Number)
 }
 
 #[cfg(test)]
@@ -435,7 +456,10 @@ mod tests {
         assert_eq!(eval("(1)"), json!(1));
         assert_eq!(eval("()"), json!([]));
         assert_eq!(eval("1, 2"), json!([1, 2]));
-        assert_eq!(eval("{'k': 'v', 1: [True]}"), json!({"k": "v", "1": [true]}));
+        assert_eq!(
+            eval("{'k': 'v', 1: [True]}"),
+            json!({"k": "v", "1": [true]})
+        );
         assert_eq!(eval("{}"), json!({}));
         assert_eq!(eval("{1, 2, 1}"), json!([1, 2]));
         assert_eq!(eval("[1, 2"), json!("[1, 2"));

@@ -23,18 +23,29 @@ pub struct VarsDir {
 
 impl VarsDir {
     /// Reads the vars of the named groups and hosts under `dir`; also returns warnings.
-    pub fn load(dir: &Path, groups: &[&str], hosts: &[&str]) -> Result<(VarsDir, Vec<String>), Diagnostic> {
+    pub fn load(
+        dir: &Path,
+        groups: &[&str],
+        hosts: &[&str],
+    ) -> Result<(VarsDir, Vec<String>), Diagnostic> {
         let mut warnings = Vec::new();
-        let mut layer = VarsDir { dir: dir.to_path_buf(), ..VarsDir::default() };
-        for (subdir, names, target) in
-            [("group_vars", groups, &mut layer.group_vars), ("host_vars", hosts, &mut layer.host_vars)]
-        {
+        let mut layer = VarsDir {
+            dir: dir.to_path_buf(),
+            ..VarsDir::default()
+        };
+        for (subdir, names, target) in [
+            ("group_vars", groups, &mut layer.group_vars),
+            ("host_vars", hosts, &mut layer.host_vars),
+        ] {
             let base = dir.join(subdir);
             if !base.exists() {
                 continue;
             }
             if !base.is_dir() {
-                warnings.push(format!("Found {subdir} that is not a directory, skipping: {}", base.display()));
+                warnings.push(format!(
+                    "Found {subdir} that is not a directory, skipping: {}",
+                    base.display()
+                ));
                 continue;
             }
             for name in names {
@@ -68,8 +79,11 @@ impl VarsDir {
 /// Ansible's `DataLoader.find_vars_files`: the first existing candidate wins.
 fn find_vars_files(base: &Path, name: &str) -> Vec<PathBuf> {
     let bare = base.join(name);
-    let candidates = std::iter::once(bare.clone())
-        .chain(VARS_EXTENSIONS.iter().map(|ext| PathBuf::from(format!("{}{ext}", bare.display()))));
+    let candidates = std::iter::once(bare.clone()).chain(
+        VARS_EXTENSIONS
+            .iter()
+            .map(|ext| PathBuf::from(format!("{}{ext}", bare.display()))),
+    );
     for candidate in candidates {
         if candidate.is_dir() {
             return dir_vars_files(&candidate);
@@ -89,7 +103,10 @@ fn dir_vars_files(dir: &Path) -> Vec<PathBuf> {
     entries.sort();
     let mut found = Vec::new();
     for entry in entries {
-        let name = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with('.') || name.ends_with('~') {
             continue;
         }
@@ -113,21 +130,34 @@ fn extension_with_dot(name: &str) -> &str {
 }
 
 fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::parse(format!("cannot read vars file {}: {e}", path.display()), Some(Span::file_only(path))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::parse(
+            format!("cannot read vars file {}: {e}", path.display()),
+            Some(Span::file_only(path)),
+        )
+    })?;
     if text.trim_start().starts_with("$ANSIBLE_VAULT") {
         return Err(Diagnostic::parse(
-            format!("vars file {} is vault-encrypted, which orch cannot read yet", path.display()),
+            format!(
+                "vars file {} is vault-encrypted, which orch cannot read yet",
+                path.display()
+            ),
             Some(Span::file_only(path)),
         ));
     }
     let docs = crate::yaml::load_str(&text, path)?;
-    let Some(doc) = docs.into_iter().next() else { return Ok(Map::new()) };
+    let Some(doc) = docs.into_iter().next() else {
+        return Ok(Map::new());
+    };
     match doc.to_json() {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Map::new()),
         _ => Err(Diagnostic::parse(
-            format!("vars file {} must hold a mapping of variables, got {}", path.display(), doc.type_name()),
+            format!(
+                "vars file {} must hold a mapping of variables, got {}",
+                path.display(),
+                doc.type_name()
+            ),
             Some(doc.span.clone()),
         )),
     }
@@ -150,10 +180,14 @@ mod tests {
         std::fs::write(gv.join("db.yml"), "d: 1\n").unwrap();
         std::fs::write(gv.join("db.yaml"), "d: 2\n").unwrap();
         std::fs::write(gv.join("empty.yml"), "").unwrap();
-        let (layer, warnings) = VarsDir::load(tmp.path(), &["web", "db", "empty", "none"], &[]).unwrap();
+        let (layer, warnings) =
+            VarsDir::load(tmp.path(), &["web", "db", "empty", "none"], &[]).unwrap();
         assert!(warnings.is_empty());
         let web = Value::Object(layer.group("web").unwrap().clone());
-        assert_eq!(web, serde_json::json!({"x": "from_b", "y": "b", "z": "from_sub"}));
+        assert_eq!(
+            web,
+            serde_json::json!({"x": "from_b", "y": "b", "z": "from_sub"})
+        );
         // Only the first matching candidate is read: db.yml, not db.yaml.
         assert_eq!(layer.group("db").unwrap()["d"], serde_json::json!(1));
         assert!(layer.group("empty").is_none());

@@ -10,15 +10,22 @@ use super::Inventory;
 
 /// For files without an extension: a mapping whose values look like group definitions.
 pub fn looks_like_inventory(doc: &Node) -> bool {
-    let Some(entries) = doc.as_map() else { return false };
+    let Some(entries) = doc.as_map() else {
+        return false;
+    };
     !entries.is_empty()
-        && entries.iter().all(|(_, v)| matches!(v.value, Yaml::Map(_) | Yaml::Null))
+        && entries
+            .iter()
+            .all(|(_, v)| matches!(v.value, Yaml::Map(_) | Yaml::Null))
 }
 
 pub fn parse(inv: &mut Inventory, doc: &Node) -> Result<(), Diagnostic> {
     let Some(entries) = doc.as_map() else {
         return Err(Diagnostic::parse(
-            format!("YAML inventory has invalid structure: it should be a mapping of groups, got {}", doc.type_name()),
+            format!(
+                "YAML inventory has invalid structure: it should be a mapping of groups, got {}",
+                doc.type_name()
+            ),
             Some(doc.span.clone()),
         ));
     };
@@ -35,8 +42,11 @@ pub fn parse(inv: &mut Inventory, doc: &Node) -> Result<(), Diagnostic> {
 fn name_of(key: &Node, what: &str) -> Result<String, Diagnostic> {
     match &key.value {
         Yaml::Str(s) => Ok(s.clone()),
-        _ => Err(Diagnostic::parse(format!("{what} name must be a string, got {}", key.type_name()), Some(key.span.clone()))
-            .with_hint("enclose numbers in quotation marks")),
+        _ => Err(Diagnostic::parse(
+            format!("{what} name must be a string, got {}", key.type_name()),
+            Some(key.span.clone()),
+        )
+        .with_hint("enclose numbers in quotation marks")),
     }
 }
 
@@ -44,7 +54,13 @@ fn name_of(key: &Node, what: &str) -> Result<String, Diagnostic> {
 fn section_entries(section: &Node) -> Vec<(Node, Node)> {
     match &section.value {
         Yaml::Map(entries) => entries.clone(),
-        Yaml::Str(_) => vec![(section.clone(), Node { value: Yaml::Null, span: section.span.clone() })],
+        Yaml::Str(_) => vec![(
+            section.clone(),
+            Node {
+                value: Yaml::Null,
+                span: section.span.clone(),
+            },
+        )],
         _ => Vec::new(),
     }
 }
@@ -52,11 +68,16 @@ fn section_entries(section: &Node) -> Vec<(Node, Node)> {
 fn parse_group(inv: &mut Inventory, key: &Node, data: &Node) -> Result<String, Diagnostic> {
     let group = name_of(key, "group")?;
     if !matches!(data.value, Yaml::Map(_) | Yaml::Null) {
-        inv.warnings.push(format!("{}: Skipping '{group}' as this is not a valid group definition", key.span));
+        inv.warnings.push(format!(
+            "{}: Skipping '{group}' as this is not a valid group definition",
+            key.span
+        ));
         return Ok(group);
     }
     inv.add_group(&group, Some(key.span.clone()));
-    let Some(entries) = data.as_map() else { return Ok(group) };
+    let Some(entries) = data.as_map() else {
+        return Ok(group);
+    };
     for (section_key, section) in entries {
         let section_name = section_key.key_string().unwrap_or_default();
         let known = matches!(section_name.as_str(), "vars" | "children" | "hosts");
@@ -73,7 +94,8 @@ fn parse_group(inv: &mut Inventory, key: &Node, data: &Node) -> Result<String, D
             } else {
                 format!("Skipping key ({section_name}) in group ({group}) as it is not a mapping, it is {}", section.type_name())
             };
-            inv.warnings.push(format!("{}: {message}", section_key.span));
+            inv.warnings
+                .push(format!("{}: {message}", section_key.span));
             continue;
         }
         match section_name.as_str() {
@@ -104,14 +126,21 @@ fn parse_group(inv: &mut Inventory, key: &Node, data: &Node) -> Result<String, D
 fn parse_host(inv: &mut Inventory, group: &str, key: &Node, vars: &Node) -> Result<(), Diagnostic> {
     let pattern = name_of(key, "host")?;
     let span: Span = key.span.clone();
-    let (names, port) = hostnames::expand_host_pattern(&pattern)
-        .map_err(|e| Diagnostic::parse(format!("bad host range in `{pattern}`: {e}"), Some(span.clone())))?;
+    let (names, port) = hostnames::expand_host_pattern(&pattern).map_err(|e| {
+        Diagnostic::parse(
+            format!("bad host range in `{pattern}`: {e}"),
+            Some(span.clone()),
+        )
+    })?;
     let var_entries = match &vars.value {
         Yaml::Null => Vec::new(),
         Yaml::Map(entries) => entries.clone(),
         _ => {
             return Err(Diagnostic::parse(
-                format!("variables of host `{pattern}` must be a mapping, got {}", vars.type_name()),
+                format!(
+                    "variables of host `{pattern}` must be a mapping, got {}",
+                    vars.type_name()
+                ),
                 Some(vars.span.clone()),
             ))
         }
@@ -119,7 +148,11 @@ fn parse_host(inv: &mut Inventory, group: &str, key: &Node, vars: &Node) -> Resu
     for name in names {
         inv.add_host(&name, Some(group), port, Some(span.clone()));
         for (var, value) in &var_entries {
-            inv.set_host_var(&name, &var.key_string().unwrap_or_default(), value.to_json());
+            inv.set_host_var(
+                &name,
+                &var.key_string().unwrap_or_default(),
+                value.to_json(),
+            );
         }
     }
     Ok(())
