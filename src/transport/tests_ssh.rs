@@ -52,25 +52,37 @@ fn image() -> Result<String, String> {
 /// Removes containers/networks left by test processes that died before their Drop ran.
 fn remove_stale() {
     let Ok(list) = docker(&[
-        "ps", "-a", "--filter", "label=orchtest-transport-pid", "--format",
+        "ps",
+        "-a",
+        "--filter",
+        "label=orchtest-transport-pid",
+        "--format",
         "{{.Names}} {{.Label \"orchtest-transport-pid\"}}",
     ]) else {
         return;
     };
     for line in list.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(name), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        let (Some(name), Some(pid)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = docker(&["rm", "-f", name]);
         }
     }
     if let Ok(nets) = docker(&[
-        "network", "ls", "--filter", "label=orchtest-transport-pid", "--format",
+        "network",
+        "ls",
+        "--filter",
+        "label=orchtest-transport-pid",
+        "--format",
         "{{.Name}} {{.Label \"orchtest-transport-pid\"}}",
     ]) {
         for line in nets.lines() {
             let mut parts = line.split_whitespace();
-            let (Some(name), Some(pid)) = (parts.next(), parts.next()) else { continue };
+            let (Some(name), Some(pid)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = docker(&["network", "rm", name]);
             }
@@ -160,8 +172,17 @@ impl Lab {
         let label = format!("orchtest-transport-pid={}", std::process::id());
         let env = format!("ORCH_TEST_PUBKEY={}", self.pubkey);
         docker(&[
-            "run", "-d", "--name", &name, "--label", &label, "--network", &networks[0], "-e",
-            &env, &self.image,
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            "--network",
+            &networks[0],
+            "-e",
+            &env,
+            &self.image,
         ])
         .unwrap();
         self.containers.push(name.clone());
@@ -171,7 +192,8 @@ impl Lab {
         let ips = networks
             .iter()
             .map(|net| {
-                let format = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");
+                let format =
+                    format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");
                 docker(&["inspect", "-f", &format, &name]).unwrap()
             })
             .collect::<Vec<_>>();
@@ -214,9 +236,12 @@ impl Lab {
     }
 
     fn accepted_logins(&self, host: &TestHost) -> usize {
-        self.exec(host, "grep -c 'Accepted publickey' /var/log/sshd.log || true")
-            .parse()
-            .unwrap_or(0)
+        self.exec(
+            host,
+            "grep -c 'Accepted publickey' /var/log/sshd.log || true",
+        )
+        .parse()
+        .unwrap_or(0)
     }
 }
 
@@ -249,7 +274,11 @@ async fn exec_separates_stdout_stderr_and_status_in_c_locale() {
     let mut lab = lab_or_skip!();
     let host = lab.host(&[]);
     let transport = connect(&lab.options(&host, "root")).await.unwrap();
-    let out = run(&transport, "echo out; echo err >&2; echo \"$LANG,$LC_ALL\"; exit 7").await;
+    let out = run(
+        &transport,
+        "echo out; echo err >&2; echo \"$LANG,$LC_ALL\"; exit 7",
+    )
+    .await;
     assert_eq!(out.rc, 7);
     assert_eq!(out.stdout_lossy(), "out\nC,C\n");
     assert_eq!(out.stderr_lossy(), "err\n");
@@ -282,8 +311,27 @@ async fn fifty_concurrent_execs_share_one_session() {
         assert_eq!(out.stderr_lossy(), format!("e{i}\n"));
         assert_eq!(out.rc, 0);
     }
-    assert!(elapsed < Duration::from_secs(15), "not concurrent: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "not concurrent: {elapsed:?}"
+    );
     assert_eq!(lab.accepted_logins(&host), 1, "one SSH login for all execs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_execs_than_sshd_max_sessions_wait_for_a_channel() {
+    let mut lab = lab_or_skip!();
+    let host = lab.host(&[]);
+    let transport = connect(&lab.options(&host, "root")).await.unwrap();
+    // The test image allows 64 sessions per connection.
+    let runs = (0..100).map(|i| {
+        let transport = transport.clone();
+        async move { transport.exec(&format!("sleep 1; echo {i}"), None, T).await }
+    });
+    let results = futures::future::join_all(runs).await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap().stdout_lossy(), format!("{i}\n"));
+    }
 }
 
 #[tokio::test]
@@ -291,12 +339,17 @@ async fn one_mebibyte_of_stdin_passes_through_unchanged() {
     let mut lab = lab_or_skip!();
     let host = lab.host(&[]);
     let transport = connect(&lab.options(&host, "root")).await.unwrap();
-    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let out = transport.exec("cat", Some(data.clone()), T).await.unwrap();
     assert_eq!(out.rc, 0);
     assert_eq!(out.stdout.len(), data.len());
     assert!(out.stdout == data, "stdin round trip differs");
-    let out = transport.exec("sha256sum", Some(data.clone()), T).await.unwrap();
+    let out = transport
+        .exec("sha256sum", Some(data.clone()), T)
+        .await
+        .unwrap();
     let expected = hex::encode(sha2::Sha256::digest(&data));
     assert!(out.stdout_lossy().starts_with(&expected), "{out:?}");
     // A command that ignores its stdin must not hang the exec.
@@ -308,7 +361,10 @@ fn recorded_key(path: &Path) -> (String, String) {
     let text = std::fs::read_to_string(path).unwrap();
     let line = text.lines().next().unwrap().to_string();
     let fields: Vec<&str> = line.split_whitespace().collect();
-    (fields[1].to_string(), format!("{} {}", fields[1], fields[2]))
+    (
+        fields[1].to_string(),
+        format!("{} {}", fields[1], fields[2]),
+    )
 }
 
 #[tokio::test]
@@ -321,7 +377,10 @@ async fn known_hosts_strict_accept_new_changed_and_hashed() {
 
     // Strict + unknown: refused, nothing written.
     opts.host_key_checking = Some(HostKeyChecking::Strict);
-    let err = connect(&opts).await.err().expect("strict must refuse an unknown key");
+    let err = connect(&opts)
+        .await
+        .err()
+        .expect("strict must refuse an unknown key");
     assert!(matches!(err, TransportError::HostKey(_)), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("is not known"), "{message}");
@@ -334,23 +393,43 @@ async fn known_hosts_strict_accept_new_changed_and_hashed() {
     assert_eq!(run(&transport, "echo hi").await.stdout_lossy(), "hi\n");
     let text = std::fs::read_to_string(&kh).unwrap();
     let (key_type, key_text) = recorded_key(&kh);
-    let server_pub = lab.exec(&host, &format!("cat /etc/ssh/ssh_host_{}_key.pub", match key_type.as_str() {
-        "ssh-ed25519" => "ed25519",
-        "ssh-rsa" => "rsa",
-        _ => "ecdsa",
-    }));
-    assert!(server_pub.starts_with(&key_text), "{server_pub} vs {key_text}");
-    assert!(text.starts_with(&format!("{},{} ", host.ips[0], opts.alias)), "{text}");
+    let server_pub = lab.exec(
+        &host,
+        &format!(
+            "cat /etc/ssh/ssh_host_{}_key.pub",
+            match key_type.as_str() {
+                "ssh-ed25519" => "ed25519",
+                "ssh-rsa" => "rsa",
+                _ => "ecdsa",
+            }
+        ),
+    );
+    assert!(
+        server_pub.starts_with(&key_text),
+        "{server_pub} vs {key_text}"
+    );
+    assert!(
+        text.starts_with(&format!("{},{} ", host.ips[0], opts.alias)),
+        "{text}"
+    );
 
     // Now known: strict accepts.
     opts.host_key_checking = Some(HostKeyChecking::Strict);
     connect(&opts).await.unwrap().close().await;
 
     // Hashed entries (ssh-keygen -H) are accepted.
-    let status = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&kh).output().unwrap();
+    let status = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .output()
+        .unwrap();
     assert!(status.status.success());
     let hashed = std::fs::read_to_string(&kh).unwrap();
-    assert!(hashed.starts_with("|1|") && !hashed.contains(&host.ips[0]), "{hashed}");
+    assert!(
+        hashed.starts_with("|1|") && !hashed.contains(&host.ips[0]),
+        "{hashed}"
+    );
     connect(&opts).await.unwrap().close().await;
 
     // Changed: another key of the same type recorded for the address -> refused, both prints.
@@ -369,15 +448,28 @@ async fn known_hosts_strict_accept_new_changed_and_hashed() {
     let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let other_key = russh::keys::PublicKey::from_openssh(other_pub.trim()).unwrap();
     let server_key = russh::keys::PublicKey::from_openssh(&key_text).unwrap();
-    std::fs::write(&kh, format!("# stale\n{} {}", host.ips[0], other_pub.trim())).unwrap();
+    std::fs::write(
+        &kh,
+        format!("# stale\n{} {}", host.ips[0], other_pub.trim()),
+    )
+    .unwrap();
     for checking in [HostKeyChecking::Strict, HostKeyChecking::AcceptNew] {
         opts.host_key_checking = Some(checking);
-        let err = connect(&opts).await.err().expect("changed key must be refused");
+        let err = connect(&opts)
+            .await
+            .err()
+            .expect("changed key must be refused");
         let message = err.to_string();
-        assert!(message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"), "{message}");
+        assert!(
+            message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+            "{message}"
+        );
         assert!(message.contains(&fingerprint(&server_key)), "{message}");
         assert!(message.contains(&fingerprint(&other_key)), "{message}");
-        assert!(message.contains(&opts.alias) && message.contains(&key_type), "{message}");
+        assert!(
+            message.contains(&opts.alias) && message.contains(&key_type),
+            "{message}"
+        );
         assert!(message.contains("known_hosts:2"), "{message}");
     }
     // Off accepts anything.
@@ -396,14 +488,20 @@ async fn password_authentication_and_permission_denied_message() {
     assert_eq!(run(&transport, "id -un").await.stdout_lossy(), "deploy\n");
 
     opts.password = Some("wrong".into());
-    let err = connect(&opts).await.err().expect("wrong password must fail");
+    let err = connect(&opts)
+        .await
+        .err()
+        .expect("wrong password must fail");
     assert!(err.is_unreachable());
     let message = err.to_string();
     assert!(
         message.starts_with("Failed to connect to the host via ssh: deploy@"),
         "{message}"
     );
-    assert!(message.contains("Permission denied (publickey,password)"), "{message}");
+    assert!(
+        message.contains("Permission denied (publickey,password)"),
+        "{message}"
+    );
     assert!(message.contains("Tried: password"), "{message}");
 }
 
@@ -463,7 +561,10 @@ async fn ssh_config_supplies_hostname_user_key_and_known_hosts_policy() {
     let transport = connect(&opts).await.unwrap();
     assert_eq!(run(&transport, "id -un").await.stdout_lossy(), "deploy\n");
     let recorded = std::fs::read_to_string(&kh).unwrap();
-    assert!(recorded.starts_with(&format!("{},web-1 ", host.ips[0])), "{recorded}");
+    assert!(
+        recorded.starts_with(&format!("{},web-1 ", host.ips[0])),
+        "{recorded}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,7 +597,10 @@ async fn become_sudo_with_password_keeps_it_off_argv_and_output() {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ps = lab.exec(&host, "ps -eo args");
-    assert!(ps.contains("sleep 4"), "the long command should be running: {ps}");
+    assert!(
+        ps.contains("sleep 4"),
+        "the long command should be running: {ps}"
+    );
     assert!(!ps.contains("deploy-sudo-pw"), "{ps}");
     let out = long.await.unwrap().unwrap();
     assert_eq!(out.stdout_lossy(), "0\n");
@@ -511,7 +615,10 @@ async fn become_sudo_with_password_keeps_it_off_argv_and_output() {
     let (command, stdin) = wrap_become("cat", Some(b"secret-data\n".to_vec()), &wrong).unwrap();
     let out = transport.exec(&command, stdin, T).await.unwrap();
     assert_ne!(out.rc, 0);
-    assert_eq!(become_failure(&wrong, &out).as_deref(), Some("Incorrect sudo password"));
+    assert_eq!(
+        become_failure(&wrong, &out).as_deref(),
+        Some("Incorrect sudo password")
+    );
     assert!(!out.stdout_lossy().contains("secret-data"));
 
     // No password where one is needed: fails at once instead of reading stdin.
@@ -521,7 +628,10 @@ async fn become_sudo_with_password_keeps_it_off_argv_and_output() {
     };
     let (command, stdin) = wrap_become("id -u", None, &none).unwrap();
     let out = transport.exec(&command, stdin, T).await.unwrap();
-    assert_eq!(become_failure(&none, &out).as_deref(), Some("Missing sudo password"));
+    assert_eq!(
+        become_failure(&none, &out).as_deref(),
+        Some("Missing sudo password")
+    );
 
     // NOPASSWD: sudo reads nothing, the wrapper still drops the password line.
     lab.exec(
@@ -550,7 +660,10 @@ async fn proxy_jump_reaches_a_host_on_a_private_network() {
     assert_ne!(hostname.trim(), lab.exec(&jump, "hostname"));
     // Both hops' keys were recorded.
     let recorded = std::fs::read_to_string(lab.path("known_hosts")).unwrap();
-    assert!(recorded.contains(&jump.ips[0]) && recorded.contains(&target.ips[0]), "{recorded}");
+    assert!(
+        recorded.contains(&jump.ips[0]) && recorded.contains(&target.ips[0]),
+        "{recorded}"
+    );
     // Tunnels work through the hop too.
     let out = run(&transport, "echo ok").await;
     assert_eq!(out.stdout_lossy(), "ok\n");
@@ -568,7 +681,10 @@ async fn command_timeout_leaves_the_session_usable() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Timeout(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(run(&transport, "echo still").await.stdout_lossy(), "still\n");
+    assert_eq!(
+        run(&transport, "echo still").await.stdout_lossy(),
+        "still\n"
+    );
 }
 
 #[tokio::test]
@@ -580,7 +696,10 @@ async fn connection_refused_and_timeout_are_unreachable() {
     let err = connect(&opts).await.err().unwrap();
     assert!(err.is_unreachable());
     assert!(
-        err.to_string().contains(&format!("ssh: connect to host {} port 2: Connection refused", host.ips[0])),
+        err.to_string().contains(&format!(
+            "ssh: connect to host {} port 2: Connection refused",
+            host.ips[0]
+        )),
         "{err}"
     );
 }
@@ -594,7 +713,9 @@ async fn killed_host_fails_fast() {
         let transport = transport.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = transport.exec("sleep 120", None, Duration::from_secs(300)).await;
+            let result = transport
+                .exec("sleep 120", None, Duration::from_secs(300))
+                .await;
             (result, started.elapsed())
         })
     };
@@ -627,7 +748,11 @@ async fn tunnel_reaches_a_loopback_http_server_on_the_target() {
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while run(&transport, "ss -ltn | grep -q '127.0.0.1:9000 '").await.rc != 0 {
+    while run(&transport, "ss -ltn | grep -q '127.0.0.1:9000 '")
+        .await
+        .rc
+        != 0
+    {
         assert!(Instant::now() < deadline, "http.server did not start");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
