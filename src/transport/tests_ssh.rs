@@ -772,3 +772,123 @@ async fn tunnel_reaches_a_loopback_http_server_on_the_target() {
     // Nothing listens on 9001: the tunnel cannot open.
     assert!(transport.open_tunnel("127.0.0.1", 9001).await.is_err());
 }
+
+fn keygen(path: &Path, key_type: &str) -> String {
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", key_type, "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::read_to_string(path.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// OpenSSH 8.8+ refuses SHA-1 RSA signatures: this passes only with rsa-sha2-256/512.
+#[tokio::test]
+async fn rsa_key_file_authenticates_with_sha2() {
+    let mut lab = lab_or_skip!();
+    let host = lab.host(&[]);
+    let rsa = lab.path("id_rsa");
+    let rsa_pub = keygen(&rsa, "rsa");
+    lab.exec(
+        &host,
+        &format!("echo '{rsa_pub}' >> /root/.ssh/authorized_keys"),
+    );
+    let mut opts = lab.options(&host, "root");
+    opts.identity_files = vec![rsa];
+    let transport = connect(&opts).await.unwrap();
+    assert_eq!(run(&transport, "id -u").await.stdout_lossy(), "0\n");
+    let log = lab.exec(&host, "grep 'Accepted publickey' /var/log/sshd.log");
+    assert!(log.contains(": RSA SHA256:"), "{log}");
+}
+
+/// Agent use depends on SSH_AUTH_SOCK, a process-wide variable: the check runs in a child
+/// test process (this binary, filtered to `agent_child`) so parallel tests are unaffected.
+#[test]
+fn ssh_agent_keys_are_used() {
+    if std::env::var_os("ORCH_TEST_AGENT_CHILD").is_some() {
+        return;
+    }
+    if Lab::new().is_none() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "transport::tests_ssh::agent_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ORCH_TEST_AGENT_CHILD", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(text.contains("AGENT-CHILD-CHECKED"), "{text}");
+}
+
+#[tokio::test]
+async fn agent_child() {
+    if std::env::var_os("ORCH_TEST_AGENT_CHILD").is_none() {
+        return; // only meaningful inside ssh_agent_keys_are_used
+    }
+    let mut lab = lab_or_skip!();
+    let host = lab.host(&[]);
+    let socket = lab.path("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = KillOnDrop(agent);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Only test in this process (see ssh_agent_keys_are_used), so changing the environment
+    // cannot race with another thread.
+    std::env::set_var("SSH_AUTH_SOCK", &socket);
+    // An RSA key in the agent must be signed with rsa-sha2-*, and a useless key before it
+    // must not prevent the right one from being tried.
+    let useless = lab.path("useless");
+    keygen(&useless, "ed25519");
+    let rsa = lab.path("agent_rsa");
+    let rsa_pub = keygen(&rsa, "rsa");
+    lab.exec(
+        &host,
+        &format!("echo '{rsa_pub}' >> /home/deploy/.ssh/authorized_keys"),
+    );
+    for key in [&useless, &rsa] {
+        assert!(Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let mut opts = lab.options(&host, "deploy");
+    opts.identity_files.clear();
+    let transport = connect(&opts).await.unwrap();
+    assert_eq!(run(&transport, "id -un").await.stdout_lossy(), "deploy\n");
+    let log = lab.exec(&host, "grep 'Accepted publickey' /var/log/sshd.log");
+    assert!(log.contains("RSA SHA256:"), "{log}");
+    println!("AGENT-CHILD-CHECKED");
+}
