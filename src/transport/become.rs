@@ -166,8 +166,7 @@ pub fn become_failure(spec: &BecomeSpec, output: &ExecOutput) -> Option<String> 
     let stderr = String::from_utf8_lossy(&output.stderr);
     match spec.method {
         BecomeMethod::Sudo => {
-            if stderr.contains("incorrect password attempt")
-                || stderr.contains("Sorry, try again")
+            if stderr.contains("incorrect password attempt") || stderr.contains("Sorry, try again")
             {
                 Some("Incorrect sudo password".into())
             } else if stderr.contains("a password is required")
@@ -179,7 +178,11 @@ pub fn become_failure(spec: &BecomeSpec, output: &ExecOutput) -> Option<String> 
             {
                 Some(format!(
                     "sudo refused: {}",
-                    stderr.lines().find(|l| l.contains("sudo")).unwrap_or("").trim()
+                    stderr
+                        .lines()
+                        .find(|l| l.contains("sudo"))
+                        .unwrap_or("")
+                        .trim()
                 ))
             } else if output.rc == SENTINEL_MISSING_RC
                 && stderr.contains("orch: become: stdin marker missing")
@@ -194,7 +197,8 @@ pub fn become_failure(spec: &BecomeSpec, output: &ExecOutput) -> Option<String> 
             }
         }
         BecomeMethod::Su => {
-            if stderr.contains("Authentication failure") || stderr.contains("must be run from a terminal")
+            if stderr.contains("Authentication failure")
+                || stderr.contains("must be run from a terminal")
             {
                 Some(format!("su failed: {}", stderr.trim()))
             } else {
@@ -252,7 +256,10 @@ mod tests {
         spec.password = None;
         spec.user = "deploy".into();
         let (command, _) = wrap_become("id", None, &spec).unwrap();
-        assert_eq!(command, "su -s /bin/sh -c 'export LANG=C LC_ALL=C; id' deploy");
+        assert_eq!(
+            command,
+            "su -s /bin/sh -c 'export LANG=C LC_ALL=C; id' deploy"
+        );
     }
 
     /// Runs the wrapper script (without sudo) through a real shell: lines up to the sentinel
@@ -284,7 +291,11 @@ mod tests {
         assert_eq!(out.stdout_lossy(), "line1\nno newline at end[C]");
         // A missing sentinel is an error, not a silent run with empty input.
         let out = transport
-            .exec(without_sudo, Some(b"pw\n".to_vec()), Duration::from_secs(10))
+            .exec(
+                without_sudo,
+                Some(b"pw\n".to_vec()),
+                Duration::from_secs(10),
+            )
             .await
             .unwrap();
         assert_eq!(out.rc, SENTINEL_MISSING_RC);
@@ -300,7 +311,10 @@ mod tests {
         };
         let spec = sudo(Some("x"));
         assert_eq!(
-            become_failure(&spec, &failed("Sorry, try again.\nsudo: 3 incorrect password attempts\n")),
+            become_failure(
+                &spec,
+                &failed("Sorry, try again.\nsudo: 3 incorrect password attempts\n")
+            ),
             Some("Incorrect sudo password".into())
         );
         assert_eq!(

@@ -33,11 +33,18 @@ pub enum KnownHostsVerdict {
     Known,
     /// No key of any type is recorded for these names (`other_types` lists recorded types of
     /// other algorithms, if any).
-    Unknown { other_types: Vec<String> },
+    Unknown {
+        other_types: Vec<String>,
+    },
     /// A key of the same type is recorded but differs.
-    Changed { old_fingerprint: String, line: usize },
+    Changed {
+        old_fingerprint: String,
+        line: usize,
+    },
     /// The presented key is marked `@revoked`.
-    Revoked { line: usize },
+    Revoked {
+        line: usize,
+    },
 }
 
 /// Serialises appends from concurrent connections in this process.
@@ -83,7 +90,10 @@ impl KnownHosts {
         let mut changed: Option<(String, usize)> = None;
         let mut other_types = Vec::new();
         for entry in &self.entries {
-            if !names.iter().any(|name| patterns_match(&entry.patterns, name)) {
+            if !names
+                .iter()
+                .any(|name| patterns_match(&entry.patterns, name))
+            {
                 continue;
             }
             let same_key = entry.key.key_data() == key.key_data();
@@ -118,7 +128,9 @@ impl KnownHosts {
 
     /// Appends `names key` to the file, creating it (0600) and its directory (0700) if needed.
     pub fn append(path: &Path, names: &[String], key: &PublicKey) -> std::io::Result<()> {
-        let _guard = APPEND_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = APPEND_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.exists() {
                 std::fs::create_dir_all(parent)?;
@@ -141,7 +153,11 @@ impl KnownHosts {
             .to_openssh()
             .map_err(|err| std::io::Error::other(err.to_string()))?;
         // The key's comment is dropped: known_hosts comments are ours to choose.
-        let key_text = key_text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let key_text = key_text
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut line = String::new();
         if needs_newline {
             line.push('\n');
@@ -286,8 +302,10 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
 
     fn key(text: &str) -> PublicKey {
         PublicKey::from_openssh(text).unwrap()
@@ -331,7 +349,10 @@ mod tests {
 
     #[test]
     fn hashed_entry_matches_only_its_host() {
-        let kh = load(&format!("{} {KEY_A}\n", hashed("[pve1]:2200", b"0123456789abcdef0123")));
+        let kh = load(&format!(
+            "{} {KEY_A}\n",
+            hashed("[pve1]:2200", b"0123456789abcdef0123")
+        ));
         assert_eq!(
             kh.check(&[host_port_name("PVE1", 2200)], &key(KEY_A)),
             KnownHostsVerdict::Known
@@ -360,13 +381,19 @@ mod tests {
     fn conflict_for_alias_wins_over_match_for_address() {
         let kh = load(&format!("pve1 {KEY_A}\n10.0.0.11 {KEY_B}\n"));
         let verdict = kh.check(&["10.0.0.11".into(), "pve1".into()], &key(KEY_B));
-        assert!(matches!(verdict, KnownHostsVerdict::Changed { line: 1, .. }));
+        assert!(matches!(
+            verdict,
+            KnownHostsVerdict::Changed { line: 1, .. }
+        ));
     }
 
     #[test]
     fn wildcard_negation_and_revoked() {
         let kh = load(&format!("*.lan,!db.lan {KEY_A}\n@revoked * {KEY_B}\n"));
-        assert_eq!(kh.check(&["web.lan".into()], &key(KEY_A)), KnownHostsVerdict::Known);
+        assert_eq!(
+            kh.check(&["web.lan".into()], &key(KEY_A)),
+            KnownHostsVerdict::Known
+        );
         assert!(matches!(
             kh.check(&["db.lan".into()], &key(KEY_A)),
             KnownHostsVerdict::Unknown { .. }
@@ -400,7 +427,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("pve1,[10.0.0.11]:2222 {KEY_A}\n"));
         let kh = KnownHosts::load(&path).unwrap();
-        assert_eq!(kh.check(&["pve1".into()], &key(KEY_A)), KnownHostsVerdict::Known);
+        assert_eq!(
+            kh.check(&["pve1".into()], &key(KEY_A)),
+            KnownHostsVerdict::Known
+        );
     }
 
     #[test]

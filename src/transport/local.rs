@@ -151,7 +151,9 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
             let (mut sock, _) = listener.accept().await.unwrap();
-            tokio::io::AsyncWriteExt::write_all(&mut sock, b"hello").await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut sock, b"hello")
+                .await
+                .unwrap();
         });
         let mut tunnel = local().open_tunnel("127.0.0.1", port).await.unwrap();
         let mut buf = Vec::new();

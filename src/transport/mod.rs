@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use r#become::{become_failure, wrap_become, BecomeMethod, BecomeSpec};
 pub use known_hosts::{KnownHosts, KnownHostsVerdict};
 pub use local::local;
+pub use r#become::{become_failure, wrap_become, BecomeMethod, BecomeSpec};
 pub use ssh::connect;
 pub use tunnel::Tunnel;
 

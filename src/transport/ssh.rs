@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,7 +145,10 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Transport>, Transp
             identities.extend(default_identities());
             Endpoint {
                 label: hop.host.clone(),
-                host: hop_config.host_name.clone().unwrap_or_else(|| hop.host.clone()),
+                host: hop_config
+                    .host_name
+                    .clone()
+                    .unwrap_or_else(|| hop.host.clone()),
                 port: hop.port.or(hop_config.port).unwrap_or(22),
                 user: hop
                     .user
@@ -194,6 +197,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Transport>, Transp
         handle: Arc::new(handle),
         jumps,
         closed: AtomicBool::new(false),
+        open_channels: AtomicUsize::new(0),
     }))
 }
 
@@ -430,7 +434,9 @@ fn verify_host_key(endpoint: &Endpoint, key: &PublicKey) -> Result<(), String> {
         return Ok(());
     }
     let Some(first_file) = endpoint.known_hosts_files.first() else {
-        return Err(format!("Host key for {who} cannot be checked: no known_hosts file"));
+        return Err(format!(
+            "Host key for {who} cannot be checked: no known_hosts file"
+        ));
     };
     match endpoint.checking {
         HostKeyChecking::Off => Ok(()),
@@ -444,7 +450,10 @@ fn verify_host_key(endpoint: &Endpoint, key: &PublicKey) -> Result<(), String> {
             let others = if other_types.is_empty() {
                 String::new()
             } else {
-                format!(" (known_hosts has only {} keys for it)", other_types.join(", "))
+                format!(
+                    " (known_hosts has only {} keys for it)",
+                    other_types.join(", ")
+                )
             };
             Err(format!(
                 "Host key for {who} is not known{others}: server offered {key_type} \
@@ -459,7 +468,7 @@ fn verify_host_key(endpoint: &Endpoint, key: &PublicKey) -> Result<(), String> {
 fn method_names(methods: &MethodSet) -> String {
     methods
         .iter()
-        .map(|m| <&'static str>::from(m))
+        .map(<&'static str>::from)
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -475,23 +484,24 @@ async fn authenticate(
     let user = endpoint.user.as_str();
     let who = format!("{user}@{}", endpoint.host);
     let lost = |err: String| {
-        TransportError::Unreachable(format!("{who}: connection lost during authentication: {err}"))
+        TransportError::Unreachable(format!(
+            "{who}: connection lost during authentication: {err}"
+        ))
     };
-    let timed_out = || {
-        TransportError::Unreachable(format!("{who}: authentication timed out"))
-    };
+    let timed_out = || TransportError::Unreachable(format!("{who}: authentication timed out"));
 
     // "none" tells us which methods the server accepts (for the Permission denied text).
-    let mut server_methods = match tokio::time::timeout(step_timeout, handle.authenticate_none(user))
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| lost(e.to_string()))?
-    {
-        AuthResult::Success => return Ok(()),
-        AuthResult::Failure {
-            remaining_methods, ..
-        } => remaining_methods,
-    };
+    let mut server_methods =
+        match tokio::time::timeout(step_timeout, handle.authenticate_none(user))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| lost(e.to_string()))?
+        {
+            AuthResult::Success => return Ok(()),
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => remaining_methods,
+        };
     let mut tried: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut rsa_hash: Option<Option<HashAlg>> = None;
@@ -519,12 +529,8 @@ async fn authenticate(
                         };
                         offered_keys.insert(key.key_data().encode_vec_lossy());
                         tried.push(format!("agent key {comment}").trim().to_string());
-                        let attempt = handle.authenticate_publickey_with(
-                            user,
-                            key.clone(),
-                            hash,
-                            &mut agent,
-                        );
+                        let attempt =
+                            handle.authenticate_publickey_with(user, key.clone(), hash, &mut agent);
                         match tokio::time::timeout(step_timeout, attempt).await {
                             Err(_) => return Err(timed_out()),
                             Ok(Ok(AuthResult::Success)) => return Ok(()),
@@ -572,8 +578,8 @@ async fn authenticate(
                 None
             };
             tried.push(tilde(path));
-            let attempt =
-                handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash));
+            let attempt = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash));
             match tokio::time::timeout(step_timeout, attempt).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Ok(AuthResult::Success)) => return Ok(()),
@@ -609,20 +615,21 @@ async fn authenticate(
             }
         } else if server_methods.contains(&MethodKind::KeyboardInteractive) {
             tried.push("keyboard-interactive".into());
-            let outcome = tokio::time::timeout(
-                step_timeout,
-                keyboard_interactive(handle, user, password),
-            )
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| lost(e.to_string()))?;
+            let outcome =
+                tokio::time::timeout(step_timeout, keyboard_interactive(handle, user, password))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| lost(e.to_string()))?;
             if outcome {
                 return Ok(());
             }
         }
     }
 
-    let mut message = format!("{who}: Permission denied ({}).", method_names(&server_methods));
+    let mut message = format!(
+        "{who}: Permission denied ({}).",
+        method_names(&server_methods)
+    );
     if tried.is_empty() {
         message.push_str(" No credentials to try");
     } else {
@@ -722,6 +729,24 @@ struct SshTransport {
     /// Jump host sessions carry the target's stream: kept alive as long as the target session.
     jumps: Vec<Arc<Handle<ClientHandler>>>,
     closed: AtomicBool,
+    /// exec calls holding or opening a session channel.
+    open_channels: AtomicUsize,
+}
+
+/// Counts a held channel for as long as it lives.
+struct ChannelSlot<'a>(&'a AtomicUsize);
+
+impl<'a> ChannelSlot<'a> {
+    fn take(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        ChannelSlot(counter)
+    }
+}
+
+impl Drop for ChannelSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl SshTransport {
@@ -744,6 +769,31 @@ impl SshTransport {
             self.connection_lost()
         } else {
             TransportError::Other(format!("ssh channel on {}: {err}", self.label))
+        }
+    }
+}
+
+impl SshTransport {
+    /// Opens a session channel. sshd refuses channels beyond its MaxSessions (OpenSSH default
+    /// 10): such opens wait for a slot instead of failing, which lets callers run more
+    /// concurrent commands than the server allows channels.
+    async fn open_session_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(channel),
+                // OpenSSH answers "connect failed" when MaxSessions is reached. When no other
+                // exec of ours holds or awaits a channel, no slot will free up: a real refusal.
+                Err(russh::Error::ChannelOpenFailure(
+                    russh::ChannelOpenFailure::AdministrativelyProhibited
+                    | russh::ChannelOpenFailure::ConnectFailed
+                    | russh::ChannelOpenFailure::ResourceShortage,
+                )) if self.open_channels.load(Ordering::SeqCst) > 1 => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(err) => return Err(self.channel_error(err)),
+            }
         }
     }
 }
@@ -785,13 +835,10 @@ impl Transport for SshTransport {
                 self.label
             ))
         };
-        let channel = match tokio::time::timeout_at(deadline, self.handle.channel_open_session())
+        let _slot = ChannelSlot::take(&self.open_channels);
+        let channel = tokio::time::timeout_at(deadline, self.open_session_channel())
             .await
-        {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(err)) => return Err(self.channel_error(err)),
-            Ok(Ok(channel)) => channel,
-        };
+            .map_err(|_| timed_out())??;
         let (mut reader, writer) = channel.split();
         let full_command = format!("{C_LOCALE_PREFIX}{command}");
         writer

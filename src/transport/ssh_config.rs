@@ -175,7 +175,10 @@ fn parse_jump_hop(hop: &str) -> Result<JumpSpec, TransportError> {
         (host.to_string(), port)
     } else if host_port.matches(':').count() == 1 {
         let (host, port) = host_port.split_once(':').ok_or_else(bad)?;
-        (host.to_string(), Some(port.parse::<u16>().map_err(|_| bad())?))
+        (
+            host.to_string(),
+            Some(port.parse::<u16>().map_err(|_| bad())?),
+        )
     } else {
         (host_port.to_string(), None)
     };
@@ -214,7 +217,10 @@ mod tests {
         assert_eq!(pve1.port, Some(2222));
         let home = dirs::home_dir().unwrap();
         assert_eq!(pve1.identity_files, vec![home.join(".ssh/pve_key")]);
-        assert_eq!(pve1.strict_host_key_checking, Some(HostKeyChecking::AcceptNew));
+        assert_eq!(
+            pve1.strict_host_key_checking,
+            Some(HostKeyChecking::AcceptNew)
+        );
         assert_eq!(
             pve1.known_hosts_files,
             vec![home.join(".ssh/kh_a"), PathBuf::from("/tmp/kh_b")]
@@ -251,10 +257,26 @@ mod tests {
         assert_eq!(
             hops,
             vec![
-                JumpSpec { user: Some("user".into()), host: "h1".into(), port: Some(22) },
-                JumpSpec { user: None, host: "h2".into(), port: None },
-                JumpSpec { user: Some("u".into()), host: "::1".into(), port: Some(2222) },
-                JumpSpec { user: None, host: "h4".into(), port: None },
+                JumpSpec {
+                    user: Some("user".into()),
+                    host: "h1".into(),
+                    port: Some(22)
+                },
+                JumpSpec {
+                    user: None,
+                    host: "h2".into(),
+                    port: None
+                },
+                JumpSpec {
+                    user: Some("u".into()),
+                    host: "::1".into(),
+                    port: Some(2222)
+                },
+                JumpSpec {
+                    user: None,
+                    host: "h4".into(),
+                    port: None
+                },
             ]
         );
         assert!(parse_proxy_jump("h1:notaport").is_err());
