@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::modules::remote::quote;
 use crate::modules::{ModuleError, TaskEnv};
 use crate::template::Templar;
-use crate::transport::{wrap_become, BecomeSpec, ExecOutput, Transport};
+use crate::transport::{become_failure, wrap_become, BecomeSpec, ExecOutput, Transport};
 
 pub struct HostEnv {
     pub transport: Arc<dyn Transport>,
@@ -29,7 +29,7 @@ pub struct HostEnv {
 impl HostEnv {
     /// The full command line for a script: POSIX sh with the task's environment, then become.
     /// (The transport itself gives every command the C locale.)
-    pub fn command_for(&self, script: &str, stdin: Option<Vec<u8>>) -> (String, Option<Vec<u8>>) {
+    pub fn command_for(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<(String, Option<Vec<u8>>), ModuleError> {
         let mut prelude = String::new();
         for (k, v) in &self.environment {
             prelude.push_str(&format!("{k}={}; export {k}\n", quote(v)));
@@ -37,8 +37,8 @@ impl HostEnv {
         let full = format!("{prelude}{script}");
         let command = format!("/bin/sh -c {}", quote(&full));
         match &self.become_spec {
-            Some(spec) => wrap_become(&command, stdin, spec),
-            None => (command, stdin),
+            Some(spec) => Ok(wrap_become(&command, stdin, spec)?),
+            None => Ok((command, stdin)),
         }
     }
 }
@@ -46,8 +46,14 @@ impl HostEnv {
 #[async_trait::async_trait]
 impl TaskEnv for HostEnv {
     async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<ExecOutput, ModuleError> {
-        let (command, stdin) = self.command_for(script, stdin);
-        Ok(self.transport.exec(&command, stdin, self.timeout).await?)
+        let (command, stdin) = self.command_for(script, stdin)?;
+        let out = self.transport.exec(&command, stdin, self.timeout).await?;
+        if let Some(spec) = &self.become_spec {
+            if let Some(problem) = become_failure(spec, &out) {
+                return Err(ModuleError::msg(problem));
+            }
+        }
+        Ok(out)
     }
 
     fn render_template_file(&self, path: &Path) -> Result<String, String> {
