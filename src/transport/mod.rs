@@ -26,11 +26,6 @@ pub enum TransportError {
 
 #[async_trait::async_trait]
 pub trait Transport: Send + Sync {
-    async fn exec(
-        &self,
-        command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<ExecOutput, TransportError>;
+    async fn exec(&self, command: &str, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<ExecOutput, TransportError>;
     async fn close(&self);
 }
