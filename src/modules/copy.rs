@@ -250,7 +250,13 @@ pub(crate) async fn plan_copy(
                 diffs.extend(fc::text_diff(&target, Some(before), &after_header, after));
             }
         } else if attr_changes.any() {
-            diffs.push(fc::attr_diff(&target, &target, &attr_changes, &[], &[]));
+            diffs.push(fc::attr_diff(
+                &target,
+                Some(&target),
+                &attr_changes,
+                &[],
+                &[],
+            ));
         }
     }
 

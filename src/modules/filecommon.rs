@@ -459,18 +459,21 @@ impl ResolvedAttrs {
     }
 }
 
-/// The attribute diff Ansible shows (`before`/`after` dicts rendered as sorted 4-space JSON).
+/// The attribute diff Ansible shows (`before`/`after` dicts rendered as sorted 4-space JSON);
+/// `path` adds the `path` key the file module puts in its diffs.
 pub fn attr_diff(
     header: &str,
-    path: &str,
+    path: Option<&str>,
     changes: &AttrChanges,
     extra_before: &[(&str, Value)],
     extra_after: &[(&str, Value)],
 ) -> Diff {
     let mut before = changes.before.clone();
     let mut after = changes.after.clone();
-    before.insert("path".into(), path.into());
-    after.insert("path".into(), path.into());
+    if let Some(path) = path {
+        before.insert("path".into(), path.into());
+        after.insert("path".into(), path.into());
+    }
     for (k, v) in extra_before {
         before.insert((*k).into(), v.clone());
     }

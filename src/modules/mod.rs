@@ -16,9 +16,12 @@ pub mod remote;
 
 pub mod copy;
 pub mod filecommon;
+pub mod lineinfile;
+pub mod pyregex;
 pub mod template;
 #[cfg(test)]
 pub mod testenv;
+pub mod textedit;
 
 pub use args::Args;
 
