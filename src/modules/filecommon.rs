@@ -673,7 +673,7 @@ pub fn write_script(spec: &WriteSpec) -> Result<String, ModuleError> {
              printf '@write.backup='; printf '%s' \"$bk\" | orch_b64; fi\n",
         );
     }
-    s.push_str("mv -f -- \"$tmp\" \"$dest\" || orch_fail \"Unable to make $tmp into to $dest\"\n");
+    s.push_str("mv -Tf -- \"$tmp\" \"$dest\" || orch_fail \"Unable to make $tmp into to $dest\"\n");
     s.push_str("orch_stat dest \"$dest\" 0 sha1 -1\n");
     Ok(s)
 }

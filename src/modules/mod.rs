@@ -14,6 +14,7 @@ use crate::transport::{ExecOutput, TransportError};
 pub mod args;
 pub mod remote;
 
+pub mod blockinfile;
 pub mod copy;
 pub mod filecommon;
 pub mod lineinfile;
