@@ -54,7 +54,9 @@ pub(crate) struct BlockArgs<'a> {
 
 /// Ansible's blockinfile edit on the file's bytes (`None` when the file does not exist): the new bytes.
 pub(crate) fn edit(original: Option<&[u8]>, a: &BlockArgs) -> Result<Vec<u8>, String> {
-    let mut lines = original.map(textedit::split_lines_keepends).unwrap_or_default();
+    let mut lines = original
+        .map(textedit::split_lines_keepends)
+        .unwrap_or_default();
     let marker0 = format!("{}\n", a.marker.replace("{mark}", a.marker_begin)).into_bytes();
     let marker1 = format!("{}\n", a.marker.replace("{mark}", a.marker_end)).into_bytes();
     let blocklines: Vec<Vec<u8>> = if a.present && !a.block.is_empty() {
@@ -122,11 +124,16 @@ fn insert_position(lines: &[Vec<u8>], original: &[u8], insert: &Insert) -> Resul
         // or starts (before) on.
         return Ok(match re.find(original) {
             Some(m) if after => original[..m.end()].iter().filter(|&&b| b == b'\n').count(),
-            Some(m) => original[..m.start()].iter().filter(|&&b| b == b'\n').count(),
+            Some(m) => original[..m.start()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
             None => lines.len(),
         });
     }
-    let last = lines.iter().rposition(|l| re.is_match(textedit::search_text(l)));
+    let last = lines
+        .iter()
+        .rposition(|l| re.is_match(textedit::search_text(l)));
     Ok(match last {
         None => lines.len(),
         Some(i) if after => i + 1,
@@ -146,12 +153,16 @@ impl Module for BlockInFile {
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
         if args.has("insertafter") && args.has("insertbefore") {
-            return Err(ModuleError::msg("parameters are mutually exclusive: insertbefore|insertafter"));
+            return Err(ModuleError::msg(
+                "parameters are mutually exclusive: insertbefore|insertafter",
+            ));
         }
         let path = args.req_str("path")?;
         let present = args.choice("state", &["present", "absent"], "present")? == "present";
         let block = args.str("block")?.unwrap_or_default();
-        let marker = args.str("marker")?.unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".into());
+        let marker = args
+            .str("marker")?
+            .unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".into());
         let marker_begin = args.str("marker_begin")?.unwrap_or_else(|| "BEGIN".into());
         let marker_end = args.str("marker_end")?.unwrap_or_else(|| "END".into());
         let create = args.bool("create", false)?;
@@ -165,7 +176,11 @@ impl Module for BlockInFile {
         if let Insert::After(p) | Insert::Before(p) = &insert {
             pyregex::compile(p).map_err(ModuleError::msg)?;
         }
-        let opts = EditOptions { backup: args.bool("backup", false)?, validate: args.str("validate")?, backup_key: BackupKey::BackupFile };
+        let opts = EditOptions {
+            backup: args.bool("backup", false)?,
+            validate: args.str("validate")?,
+            backup_key: BackupKey::BackupFile,
+        };
         if let Some(v) = opts.validate.as_deref().filter(|v| !v.contains("%s")) {
             return Err(ModuleError::msg(format!("validate must contain %s: {v}")));
         }
@@ -209,10 +224,23 @@ impl Module for BlockInFile {
         } else {
             (true, "Block inserted")
         };
-        textedit::plan_edit(env, probe, result_bytes, changed, msg.to_string(), opts, Map::new())
+        textedit::plan_edit(
+            env,
+            probe,
+            result_bytes,
+            changed,
+            msg.to_string(),
+            opts,
+            Map::new(),
+        )
     }
 
-    async fn apply(&self, env: &dyn TaskEnv, _args: &Args, plan: Plan) -> Result<Map<String, Value>, ModuleError> {
+    async fn apply(
+        &self,
+        env: &dyn TaskEnv,
+        _args: &Args,
+        plan: Plan,
+    ) -> Result<Map<String, Value>, ModuleError> {
         textedit::apply_edit(env, plan).await
     }
 }
@@ -240,16 +268,31 @@ mod tests {
     #[test]
     fn inserts_replaces_and_removes() {
         let out = edit(Some(b"a\nb"), &block_args("x\ny", Insert::AfterEof)).unwrap();
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), "a\nb\n# BEGIN ANSIBLE MANAGED BLOCK\nx\ny\n# END ANSIBLE MANAGED BLOCK\n");
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "a\nb\n# BEGIN ANSIBLE MANAGED BLOCK\nx\ny\n# END ANSIBLE MANAGED BLOCK\n"
+        );
         let replaced = edit(Some(&out), &block_args("z", Insert::AfterEof)).unwrap();
-        assert_eq!(String::from_utf8(replaced.clone()).unwrap(), "a\nb\n# BEGIN ANSIBLE MANAGED BLOCK\nz\n# END ANSIBLE MANAGED BLOCK\n");
+        assert_eq!(
+            String::from_utf8(replaced.clone()).unwrap(),
+            "a\nb\n# BEGIN ANSIBLE MANAGED BLOCK\nz\n# END ANSIBLE MANAGED BLOCK\n"
+        );
         let mut removal = block_args("", Insert::AfterEof);
         removal.present = false;
         assert_eq!(edit(Some(&replaced), &removal).unwrap(), b"a\nb\n");
         let top = edit(Some(b"a\n"), &block_args("x", Insert::BeforeBof)).unwrap();
-        assert!(String::from_utf8(top).unwrap().ends_with("END ANSIBLE MANAGED BLOCK\na\n"));
-        let after = edit(Some(b"[s]\nk=v\n[t]\n"), &block_args("x", Insert::After(r"^\[s\]".into()))).unwrap();
-        assert_eq!(String::from_utf8(after).unwrap(), "[s]\n# BEGIN ANSIBLE MANAGED BLOCK\nx\n# END ANSIBLE MANAGED BLOCK\nk=v\n[t]\n");
+        assert!(String::from_utf8(top)
+            .unwrap()
+            .ends_with("END ANSIBLE MANAGED BLOCK\na\n"));
+        let after = edit(
+            Some(b"[s]\nk=v\n[t]\n"),
+            &block_args("x", Insert::After(r"^\[s\]".into())),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(after).unwrap(),
+            "[s]\n# BEGIN ANSIBLE MANAGED BLOCK\nx\n# END ANSIBLE MANAGED BLOCK\nk=v\n[t]\n"
+        );
     }
 
     #[test]
@@ -258,32 +301,75 @@ mod tests {
         a.prepend_newline = true;
         a.append_newline = true;
         let out = edit(Some(b"a\nb\n"), &a).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "a\n\n# BEGIN ANSIBLE MANAGED BLOCK\nx\n# END ANSIBLE MANAGED BLOCK\n\nb\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\n\n# BEGIN ANSIBLE MANAGED BLOCK\nx\n# END ANSIBLE MANAGED BLOCK\n\nb\n"
+        );
     }
 
     #[tokio::test]
     async fn module_messages_and_idempotence() {
         let mut env = LocalEnv::new();
         let path = env.path("cfg");
-        let a = args("blockinfile", json!({"path": path, "block": "k=v", "create": true}));
+        let a = args(
+            "blockinfile",
+            json!({"path": path, "block": "k=v", "create": true}),
+        );
         env.check = true;
         let predicted = run_module(&BlockInFile, &env, &a).await.unwrap();
-        assert_eq!((predicted.changed, &predicted.result["msg"]), (true, &json!("File created")));
+        assert_eq!(
+            (predicted.changed, &predicted.result["msg"]),
+            (true, &json!("File created"))
+        );
         assert!(!std::path::Path::new(&path).exists());
         env.check = false;
-        assert_eq!(run_module(&BlockInFile, &env, &a).await.unwrap().result["msg"], json!("File created"));
+        assert_eq!(
+            run_module(&BlockInFile, &env, &a).await.unwrap().result["msg"],
+            json!("File created")
+        );
         let again = run_module(&BlockInFile, &env, &a).await.unwrap();
         assert!(!again.changed);
-        let custom = args("blockinfile", json!({"path": path, "block": "k=w", "backup": true}));
+        let custom = args(
+            "blockinfile",
+            json!({"path": path, "block": "k=w", "backup": true}),
+        );
         let out = run_module(&BlockInFile, &env, &custom).await.unwrap();
         assert_eq!(out.result["msg"], json!("Block inserted"));
         assert!(out.result["backup_file"].as_str().is_some());
-        let gone = run_module(&BlockInFile, &env, &args("blockinfile", json!({"path": path, "state": "absent"}))).await.unwrap();
+        let gone = run_module(
+            &BlockInFile,
+            &env,
+            &args("blockinfile", json!({"path": path, "state": "absent"})),
+        )
+        .await
+        .unwrap();
         assert_eq!(gone.result["msg"], json!("Block removed"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        let (msg, _) = failure(run_module(&BlockInFile, &env, &args("blockinfile", json!({"path": env.path("none"), "block": "x"}))).await);
+        let (msg, _) = failure(
+            run_module(
+                &BlockInFile,
+                &env,
+                &args(
+                    "blockinfile",
+                    json!({"path": env.path("none"), "block": "x"}),
+                ),
+            )
+            .await,
+        );
         assert_eq!(msg, format!("Path {} does not exist !", env.path("none")));
-        let missing = run_module(&BlockInFile, &env, &args("blockinfile", json!({"path": env.path("none"), "state": "absent", "create": true}))).await.unwrap();
-        assert_eq!(missing.result["msg"], json!(format!("File {} not present", env.path("none"))));
+        let missing = run_module(
+            &BlockInFile,
+            &env,
+            &args(
+                "blockinfile",
+                json!({"path": env.path("none"), "state": "absent", "create": true}),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            missing.result["msg"],
+            json!(format!("File {} not present", env.path("none")))
+        );
     }
 }

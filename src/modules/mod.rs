@@ -19,6 +19,8 @@ pub mod copy;
 pub mod filecommon;
 pub mod lineinfile;
 pub mod pyregex;
+pub mod slurp;
+pub mod stat;
 pub mod template;
 #[cfg(test)]
 pub mod testenv;
