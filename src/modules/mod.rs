@@ -16,6 +16,7 @@ pub mod remote;
 
 pub mod blockinfile;
 pub mod copy;
+pub mod file;
 pub mod filecommon;
 pub mod lineinfile;
 pub mod pyregex;
