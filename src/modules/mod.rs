@@ -26,6 +26,7 @@ pub mod template;
 #[cfg(test)]
 pub mod testenv;
 pub mod textedit;
+pub mod wait_for;
 
 pub use args::Args;
 
