@@ -1,6 +1,7 @@
 //! orch: an agentless push orchestrator that runs Ansible-style playbooks over SSH.
 
 mod error;
+mod facts;
 mod inventory;
 mod modules;
 mod template;

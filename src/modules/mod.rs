@@ -20,6 +20,7 @@ pub mod file;
 pub mod filecommon;
 pub mod lineinfile;
 pub mod pyregex;
+pub mod setup;
 pub mod slurp;
 pub mod stat;
 pub mod template;

@@ -239,7 +239,7 @@ mod tests {
         assert!(!out.changed);
         assert_eq!(out.result["match_groups"], json!(["8080"]));
         assert_eq!(out.result["match_groupdict"], json!({"port": "8080"}));
-        assert_eq!(out.result["elapsed"], json!(0));
+        assert!(out.result["elapsed"].as_i64().unwrap() <= 1);
     }
 
     #[tokio::test]
