@@ -125,10 +125,12 @@ pub fn subset_groups(subset: &[String]) -> Result<BTreeSet<&'static str>, Module
             "min" => MINIMAL.to_vec(),
             other => match valid.iter().find(|v| **v == other) {
                 Some(v) => vec![*v],
-                None => return Err(ModuleError::msg(format!(
+                None => {
+                    return Err(ModuleError::msg(format!(
                     "Bad subset '{other}' given to Ansible. gather_subset options allowed: all, {}",
                     valid.join(", ")
-                ))),
+                )))
+                }
             },
         };
         if negated {

@@ -1,4 +1,5 @@
 //! `blockinfile`: inserts, updates or removes a block of lines between marker lines.
+#![allow(dead_code)]
 
 use serde_json::{Map, Value};
 

@@ -1,5 +1,6 @@
 //! `copy`: puts content (inline, a controller file, or a file already on the target) at `dest`,
 //! idempotent by SHA-1 plus attributes, written atomically. `template` reuses this after rendering.
+#![allow(dead_code)]
 
 use md5::Md5;
 use serde_json::{Map, Value};

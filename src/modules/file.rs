@@ -1,5 +1,6 @@
 //! `file`: directories, empty files, symbolic and hard links, removal, and ownership/permissions, with
 //! the Ansible `file` module's state machine and messages.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,7 @@
 //! Probe protocol: scripts print records as `@tag.key=value` lines on stdout; values that may hold
 //! arbitrary bytes (content, link targets, messages) are base64. A script that fails on purpose prints
 //! `@error.msg=<base64>` and exits non-zero.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 

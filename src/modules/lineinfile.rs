@@ -1,5 +1,6 @@
 //! `lineinfile`: ensures one line is present (or lines are absent) in a text file, with Ansible's
 //! matching rules; the regexes are Python patterns evaluated on the controller (see `pyregex`).
+#![allow(dead_code)]
 
 use regex::bytes::Regex;
 use serde_json::{Map, Value};

@@ -3,6 +3,7 @@
 //! Ansible compiles `regexp`/`insertafter`/… as *bytes* patterns, so `\w`, `\d`, `\s` are ASCII-only and
 //! `.` matches one byte: that is the regex crate's bytes API with Unicode disabled. Python-only syntax is
 //! translated (`\Z` → `\z`); what the regex crate cannot do (look-around, backreferences) is a clear error.
+#![allow(dead_code)]
 
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
@@ -18,8 +19,7 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
             let detail = e.to_string();
             let last = detail
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .next_back()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
                 .to_string();

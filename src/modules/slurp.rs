@@ -1,4 +1,5 @@
 //! `slurp`: returns a remote file's content, base64-encoded. Read-only.
+#![allow(dead_code)]
 
 use serde_json::Map;
 

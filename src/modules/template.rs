@@ -1,4 +1,5 @@
 //! `template`: renders a controller-side template with the task's variables, then behaves as `copy`.
+#![allow(dead_code)]
 
 use serde_json::{Map, Value};
 

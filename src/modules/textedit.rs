@@ -1,5 +1,6 @@
 //! The read–edit–write flow `lineinfile` and `blockinfile` share: one probe reads the whole file (and what
 //! attribute planning needs), the edit runs on the controller, one write replaces the file atomically.
+#![allow(dead_code)]
 
 use serde_json::{Map, Value};
 
