@@ -806,6 +806,36 @@ mod tests {
     }
 
     #[test]
+    fn write_script_renames_a_temp_file_from_the_same_directory() {
+        let attrs = ResolvedAttrs::default();
+        let spec = WriteSpec {
+            dest: "/etc/app/x.conf",
+            source: WriteSource::Stdin,
+            attrs: &attrs,
+            validate: Some("check %s"),
+            backup: false,
+            make_parents: false,
+        };
+        let script = write_script(&spec).unwrap();
+        assert!(
+            script.contains("dir=/etc/app\n") && script.contains("tmp=\"$dir/.orch_tmp."),
+            "{script}"
+        );
+        assert!(script.contains("umask 077"));
+        let validate_at = script.find("check \"$tmp\"").unwrap();
+        let rename_at = script.find("mv -Tf -- \"$tmp\" \"$dest\"").unwrap();
+        assert!(
+            validate_at < rename_at,
+            "validate must run before the rename"
+        );
+        let no_placeholder = WriteSpec {
+            validate: Some("check"),
+            ..spec
+        };
+        assert!(write_script(&no_placeholder).is_err());
+    }
+
+    #[test]
     fn json_block_is_sorted_with_four_spaces() {
         let mut m = BTreeMap::new();
         m.insert("path".to_string(), Value::from("/x"));
