@@ -17,6 +17,21 @@ pub mod control;
 pub mod registry;
 pub mod remote;
 
+pub mod blockinfile;
+pub mod copy;
+pub mod file;
+pub mod filecommon;
+pub mod lineinfile;
+pub mod pyregex;
+pub mod setup;
+pub mod slurp;
+pub mod stat;
+pub mod template;
+#[cfg(test)]
+pub mod testenv;
+pub mod textedit;
+pub mod wait_for;
+
 pub use args::Args;
 
 /// What a module may do with the host and the run it is part of.
