@@ -1,10 +1,22 @@
 //! The modules orch knows, by short name and by fully qualified collection name.
 
+use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
+use super::copy::Copy;
+use super::file::File;
+use super::lineinfile::LineInFile;
+use super::setup::Setup;
+use super::slurp::Slurp;
+use super::stat::Stat;
+use super::template::Template;
+use super::wait_for::WaitFor;
 use super::Module;
 
-static MODULES: &[&(dyn Module + 'static)] = &[&Command, &Shell, &Raw, &SetFact, &Debug, &Assert, &Fail, &Pause];
+static MODULES: &[&(dyn Module + 'static)] = &[
+    &Command, &Shell, &Raw, &SetFact, &Debug, &Assert, &Fail, &Pause, &Copy, &Template, &File, &LineInFile, &BlockInFile,
+    &Stat, &Slurp, &WaitFor, &Setup,
+];
 
 /// Collection prefixes under which the built-in modules are also known.
 const PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general.", "community.docker."];

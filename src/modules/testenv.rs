@@ -91,6 +91,10 @@ impl TaskEnv for LocalEnv {
         candidate.exists().then_some(candidate)
     }
 
+    fn eval_expr(&self, expr: &str) -> Result<serde_json::Value, String> {
+        Err(format!("expressions are not evaluated by the test environment: {expr}"))
+    }
+
     fn check_mode(&self) -> bool {
         self.check
     }
