@@ -6,11 +6,13 @@
 //! so a template that failed strictly is rendered once more over a context where missing names and
 //! missing attributes become [`ChainUndefined`] markers. Every use of a marker other than a guard
 //! (`default`, `defined`, `undefined`, `mandatory`) flags the attempt as misused, and then the original
-//! strict error stands. Templates that render strictly never pay for this.
+//! strict error stands. Some uses cannot be seen from the marker (`missing == 1` compares without
+//! asking it), so the retry also counts markers handed out against markers that reached a guard:
+//! every one must have. Templates that render strictly never pay for this.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
@@ -20,11 +22,14 @@ use minijinja::{Error, ErrorKind, State};
 #[derive(Debug, Default)]
 pub struct Attempt {
     misused: AtomicBool,
+    created: AtomicUsize,
+    guarded: AtomicUsize,
 }
 
 impl Attempt {
+    /// Whether some marker was used unguarded (or never reached a guard).
     pub fn misused(&self) -> bool {
-        self.misused.load(Ordering::Relaxed)
+        self.misused.load(Ordering::Relaxed) || self.created.load(Ordering::Relaxed) != self.guarded.load(Ordering::Relaxed)
     }
 
     fn flag(&self) {
@@ -94,7 +99,7 @@ impl Object for ChainUndefined {
     }
 }
 
-/// A defined mapping whose missing keys answer with markers instead of undefined.
+/// A defined mapping (or list) whose missing keys answer with markers instead of undefined.
 #[derive(Debug)]
 pub struct ChainProxy {
     inner: Value,
@@ -106,7 +111,11 @@ pub struct ChainProxy {
 
 impl Object for ChainProxy {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
+        if self.inner.kind() == ValueKind::Seq {
+            ObjectRepr::Seq
+        } else {
+            ObjectRepr::Map
+        }
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -128,6 +137,9 @@ impl Object for ChainProxy {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
+        if self.inner.kind() == ValueKind::Seq {
+            return Enumerator::Seq(self.inner.len().unwrap_or(0));
+        }
         match self.inner.try_iter() {
             Ok(keys) => Enumerator::Values(keys.collect()),
             Err(_) => Enumerator::Empty,
@@ -153,11 +165,13 @@ fn is_identifier(name: &str) -> bool {
 }
 
 fn marker(name: String, attempt: &Arc<Attempt>) -> Value {
+    attempt.created.fetch_add(1, Ordering::Relaxed);
     Value::from_object(ChainUndefined { name, attempt: attempt.clone() })
 }
 
 fn wrap(value: Value, path: String, attempt: &Arc<Attempt>) -> Value {
-    if value.kind() == ValueKind::Map && value.downcast_object_ref::<ChainProxy>().is_none() {
+    let container = matches!(value.kind(), ValueKind::Map | ValueKind::Seq);
+    if container && value.downcast_object_ref::<ChainProxy>().is_none() {
         Value::from_object(ChainProxy { inner: value, path, attempt: attempt.clone(), globals: None })
     } else {
         value
@@ -178,9 +192,14 @@ pub fn is_chain_undefined(value: &Value) -> bool {
     value.downcast_object_ref::<ChainUndefined>().is_some()
 }
 
-/// Undefined in the Ansible sense: truly undefined or a chained marker.
+/// Undefined in the Ansible sense: truly undefined or a chained marker. Only guards call this:
+/// a marker passed here counts as guarded.
 pub fn is_undefined(value: &Value) -> bool {
-    value.is_undefined() || is_chain_undefined(value)
+    if let Some(marker) = value.downcast_object_ref::<ChainUndefined>() {
+        marker.attempt.guarded.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    value.is_undefined()
 }
 
 /// Fails for an undefined input (naming it where the engine knows the name); filters call this

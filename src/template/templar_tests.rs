@@ -114,7 +114,7 @@ fn undefined_in_expressions_is_named() {
     let t = templar();
     let vars = ctx(sample());
     for (expr, name) in [("foo", "foo"), ("foo == 1", "foo"), ("user.nope", "user.nope"), ("foo and flag", "foo")] {
-        let error = t.eval(expr, &vars).unwrap_err();
+        let error = t.eval(expr, &vars).expect_err(expr);
         assert_eq!(error.undefined.as_deref(), Some(name), "{expr}: {}", error.message);
     }
     let error = t.render_value(&json!({"x": ["{{ missing_var }}"]}), &vars).unwrap_err();
@@ -133,6 +133,8 @@ fn guarded_undefined_passes() {
     assert_eq!(render("{{ foo.bar | default('chained') }}", vars.clone()), "chained");
     assert_eq!(render("{{ foo.bar.baz is defined }}", vars.clone()), "False");
     assert_eq!(render("{{ (foo.bar | default({})).x | default('z') }}", vars.clone()), "z");
+    assert_eq!(render("{% for u in users %}{{ u.opt.x | default('-') }}{{ u.name }};{% endfor %}", vars.clone()), "-ann;-bob;");
+    assert_eq!(render("{{ users[5].name | default('none') }} {{ users[0].name }}", vars.clone()), "none ann");
     assert_eq!(render("{{ empty | default('e', true) }} {{ empty | default('e') }}|", vars.clone()), "e |");
     assert_eq!(render("{{ nothing | default('n') }}", vars.clone()), "None");
     assert_eq!(render("{{ name | default('n') }}", vars.clone()), "web");
@@ -143,7 +145,15 @@ fn guarded_undefined_passes() {
 
 #[test]
 fn chained_undefined_still_fails_when_used() {
-    for template in ["{% if foo.bar %}x{% endif %}", "{{ foo.bar }}", "{% for x in foo.bar %}{% endfor %}", "{{ foo.bar | default(foo.baz) }}"] {
+    for template in [
+        "{% if foo.bar %}x{% endif %}",
+        "{{ foo.bar }}",
+        "{% for x in foo.bar %}{% endfor %}",
+        "{{ foo.bar | default(foo.baz) }}",
+        "{{ foo.bar == 1 }}",
+        "{{ foo.bar | default(1) }}{{ foo.x == 2 }}",
+        "{{ foo.bar ~ 'x' }}",
+    ] {
         let error = render_err(template, sample());
         assert_eq!(error.undefined.as_deref(), Some("foo"), "{template}: {}", error.message);
     }
@@ -367,7 +377,7 @@ fn lookups_on_the_controller() {
     std::fs::write(dir.path().join("files/motd.txt"), "welcome\n\n").unwrap();
     std::fs::write(dir.path().join("files/a.conf"), "a").unwrap();
     std::fs::write(dir.path().join("files/b.conf"), "b").unwrap();
-    std::fs::write(dir.path().join("templates/greet.j2"), "hi {{ name }}{% if flag %}!{% endif %}\n").unwrap();
+    std::fs::write(dir.path().join("templates/greet.j2"), "hi {{ name }}{% if flag %}!{% endif %} end\n").unwrap();
     let t = Templar::new(vec![dir.path().to_path_buf()]);
     let vars = ctx(sample());
     let render = |s: &str| t.render_str(s, &vars).unwrap_or_else(|e| panic!("{s}: {}", e.message));
@@ -376,8 +386,8 @@ fn lookups_on_the_controller() {
     assert_eq!(render("{{ lookup('env', 'ORCH_NOT_SET_ANYWHERE', default='dflt') }}"), "dflt");
     assert_eq!(render("[{{ lookup('file', 'motd.txt') }}]"), "[welcome]");
     assert_eq!(render("{{ lookup('file', 'motd.txt', rstrip=false) | length }}"), "9");
-    assert_eq!(render("{{ lookup('template', 'greet.j2') }}"), "hi web!\n");
-    assert_eq!(render("{{ lookup('template', 'greet.j2', template_vars={'name': 'x'}) }}"), "hi x!\n");
+    assert_eq!(render("{{ lookup('template', 'greet.j2') }}"), "hi web! end\n");
+    assert_eq!(render("{{ lookup('template', 'greet.j2', template_vars={'name': 'x'}) }}"), "hi x! end\n");
     assert_eq!(render("{{ lookup('pipe', 'echo piped; echo two') }}"), "piped\ntwo");
     assert_eq!(render("{{ query('lines', 'printf \"a\\nb\\n\"') }}"), "['a', 'b']");
     assert_eq!(render("{{ q('env', 'ORCH_TEMPLATE_TEST') }}"), "['from-env']");
