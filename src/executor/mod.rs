@@ -9,7 +9,6 @@ mod task;
 mod vars;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -128,7 +127,7 @@ impl Runner {
 
     /// Hosts a play targets, after `--limit`, in the play's `order`. Errors are static (bad patterns).
     pub fn play_hosts(&self, play: &Play) -> Result<Vec<String>, Diagnostic> {
-        let pattern = if crate::template::is_template(&play.hosts) {
+        let pattern = if crate::template::Templar::is_template(&play.hosts) {
             let ctx = crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
             self.sources.templar.render_str(&play.hosts, &ctx).map_err(|e| {
                 Diagnostic::parse(format!("cannot template the play's hosts '{}': {}", play.hosts, e.message), Some(play.span.clone()))
@@ -251,7 +250,7 @@ impl Runner {
     fn play_vars(&self, play: &Play) -> Result<Map<String, Value>, Diagnostic> {
         let mut vars = play.vars.clone();
         for (file, span) in &play.vars_files {
-            let name = if crate::template::is_template(file) {
+            let name = if crate::template::Templar::is_template(file) {
                 let ctx = crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
                 let mut merged = vars.clone();
                 merged.extend(self.sources.extra_vars.clone());
@@ -530,7 +529,7 @@ impl Runner {
 
     fn task_title(&self, run: &PlayRun<'_>, task: &Task, host: &str, scope: &Scope) -> String {
         let raw = task.display_name();
-        if !crate::template::is_template(&raw) {
+        if !crate::template::Templar::is_template(&raw) {
             return raw;
         }
         let Some(state) = self.host(host) else { return raw };

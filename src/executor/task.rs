@@ -275,7 +275,10 @@ impl Runner {
             if status != HostStatus::Failed && status != HostStatus::Unreachable && status != HostStatus::Skipped {
                 if let Some(Value::Object(facts)) = result.get("ansible_facts") {
                     if task.module == "setup" {
-                        s.facts.extend(facts.clone());
+                        // setup returns `ansible_`-prefixed names; `ansible_facts` holds them bare.
+                        for (k, v) in facts {
+                            s.facts.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+                        }
                     } else {
                         s.host_vars.extend(facts.clone());
                     }
@@ -848,7 +851,7 @@ impl Runner {
             }
         }
         for ((file, _), group_hosts, group_scope) in groups {
-            let items = match (&include.preloaded, crate::template::is_template(&include.file)) {
+            let items = match (&include.preloaded, crate::template::Templar::is_template(&include.file)) {
                 (Some(pre), false) => pre.clone(),
                 _ => {
                     let path = [include.base_dir.join(&file), self.playbook.dir.join(&file)]

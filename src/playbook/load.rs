@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::model::*;
 use super::validate;
-use crate::error::{did_you_mean, Diagnostic, Span};
+use crate::error::{did_you_mean, Diagnostic};
 use crate::modules::registry;
 use crate::yaml::{self, Node, Yaml};
 
@@ -159,7 +159,7 @@ impl Loader {
             Some(v) => string_list(v)?.into_iter().map(|s| (s, v.span.clone())).collect(),
         };
         for (file, span) in &vars_files {
-            if !crate::template::is_template(file) && !self.playbook_dir.join(file).exists() {
+            if !crate::template::Templar::is_template(file) && !self.playbook_dir.join(file).exists() {
                 return Err(Diagnostic::parse(format!("vars file {file} was not found"), Some(span.clone()))
                     .with_hint(format!("paths are relative to the playbook directory {}", self.playbook_dir.display())));
             }
@@ -271,7 +271,7 @@ impl Loader {
                 "become_user" => into.become_user = Some(scalar_string(v)?),
                 "become_method" => {
                     let m = scalar_string(v)?;
-                    if !["sudo", "su"].contains(&m.as_str()) && !crate::template::is_template(&m) {
+                    if !["sudo", "su"].contains(&m.as_str()) && !crate::template::Templar::is_template(&m) {
                         return Err(err(format!("become_method '{m}' is not supported: use sudo or su"), v));
                     }
                     into.become_method = Some(m)
@@ -428,7 +428,7 @@ impl Loader {
         self.inherited_fields(node, &mut inherited, false)?;
         let name = node.get("name").map(scalar_string).transpose()?;
         if is_static {
-            if crate::template::is_template(&file) {
+            if crate::template::Templar::is_template(&file) {
                 return Err(err("import_tasks is static: its file name cannot use variables; use include_tasks", target));
             }
             let path = self.resolve_tasks_path(base, &file);
@@ -437,7 +437,7 @@ impl Loader {
             }
             return self.tasks_file(&path, &inherited, in_handlers);
         }
-        let preloaded = if crate::template::is_template(&file) {
+        let preloaded = if crate::template::Templar::is_template(&file) {
             None
         } else {
             let path = self.resolve_tasks_path(base, &file);
@@ -571,7 +571,7 @@ impl Loader {
                         args.entry(key_name(k)?).or_insert_with(|| v.to_json());
                     }
                 }
-                Yaml::Str(s) if crate::template::is_template(s) => dynamic_args = true,
+                Yaml::Str(s) if crate::template::Templar::is_template(s) => dynamic_args = true,
                 _ => return Err(err("'args' must be a mapping", extra)),
             }
         }
@@ -694,7 +694,7 @@ fn check_notify(items: &[TaskItem], known: &[&str]) -> Result<(), Diagnostic> {
         match item {
             TaskItem::Task(t) => {
                 for n in &t.notify {
-                    if !known.contains(&n.as_str()) && !crate::template::is_template(n) {
+                    if !known.contains(&n.as_str()) && !crate::template::Templar::is_template(n) {
                         let mut d = Diagnostic::parse(
                             format!("The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"),
                             Some(t.span.clone()),
@@ -925,7 +925,7 @@ fn int_or_template(node: &Node) -> Result<Value, Diagnostic> {
     match &node.value {
         Yaml::Int(i) if *i >= 0 => Ok(Value::from(*i)),
         Yaml::Float(f) if *f >= 0.0 => Ok(Value::from(*f)),
-        Yaml::Str(s) if crate::template::is_template(s) => Ok(Value::String(s.clone())),
+        Yaml::Str(s) if crate::template::Templar::is_template(s) => Ok(Value::String(s.clone())),
         Yaml::Str(s) if s.trim().parse::<f64>().is_ok() => Ok(Value::String(s.clone())),
         _ => Err(err(format!("expected a number of seconds or retries, but this is {}", node.type_name()), node)),
     }

@@ -123,7 +123,7 @@ impl Checker<'_> {
     }
 
     fn text(&self, text: &str, expression: bool, task: &str, span: &crate::error::Span) -> Result<(), Diagnostic> {
-        if (!expression && !crate::template::is_template(text)) || guarded(text) {
+        if (!expression && !crate::template::Templar::is_template(text)) || guarded(text) {
             return Ok(());
         }
         for name in undeclared(text, expression) {

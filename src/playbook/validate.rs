@@ -57,7 +57,7 @@ pub fn strip_braces(expr: &str) -> &str {
 /// Checks template syntax in every string of a value.
 pub fn check_templates(value: &Value, node_span: &crate::error::Span, what: &str) -> Result<(), Diagnostic> {
     match value {
-        Value::String(s) if crate::template::is_template(s) => {
+        Value::String(s) if crate::template::Templar::is_template(s) => {
             let env = syntax_env();
             env.template_from_str(s).map(|_| ()).map_err(|e| {
                 Diagnostic::parse(
@@ -125,7 +125,7 @@ pub fn module_args(
     }
     for arg in spec.args {
         if let (false, Some(Value::String(s))) = (arg.choices.is_empty(), out.get(arg.name)) {
-            if !crate::template::is_template(s) && !arg.choices.contains(&s.as_str()) {
+            if !crate::template::Templar::is_template(s) && !arg.choices.contains(&s.as_str()) {
                 return Err(Diagnostic::parse(
                     format!("value of {} must be one of: {}, got: {s}", arg.name, arg.choices.join(", ")),
                     Some(node.span.clone()),

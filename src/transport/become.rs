@@ -18,7 +18,6 @@
 //! (e.g. root switching to another user).
 
 use rand::distr::{Alphanumeric, SampleString};
-use shell_escape::unix::escape;
 
 use super::{ExecOutput, TransportError, C_LOCALE_PREFIX};
 
@@ -72,9 +71,7 @@ pub fn wrap_become(
     }
 }
 
-fn quote(text: &str) -> String {
-    escape(text.into()).into_owned()
-}
+use super::shell_quote as quote;
 
 fn wrap_sudo(
     command: &str,

@@ -175,3 +175,11 @@ impl std::fmt::Debug for ConnectOptions {
 
 /// Prefix that gives every remote command the C locale (see the module comment).
 pub(crate) const C_LOCALE_PREFIX: &str = "export LANG=C LC_ALL=C; ";
+
+/// Quotes a string for a POSIX shell (single quotes; embedded quotes closed and escaped).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
