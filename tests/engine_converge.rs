@@ -23,7 +23,7 @@ const PLAYBOOK: &str = r#"
     - name: motd from a template
       template: {src: motd.j2, dest: /etc/motd, mode: "0644"}
     - name: a setting line
-      lineinfile: {path: "{{ app_dir }}/app.conf", line: "port=8080", create: yes}
+      lineinfile: {path: "{{ app_dir }}/settings.conf", line: "port=8080", create: yes}
     - name: a managed block
       blockinfile:
         path: /etc/hosts.extra
@@ -39,7 +39,7 @@ const PLAYBOOK: &str = r#"
       stat: {path: "{{ app_dir }}/app.conf"}
       register: conf
     - name: read it back
-      slurp: {src: "{{ app_dir }}/app.conf"}
+      slurp: {src: "{{ app_dir }}/settings.conf"}
       register: slurped
     - name: remember its size
       set_fact:
@@ -90,7 +90,8 @@ fn every_module_converges_and_second_run_changes_nothing() {
 
     // The end state, read independently of orch.
     for (i, host) in fleet.hosts().iter().enumerate() {
-        assert_eq!(fleet.exec_ok(i, "cat /opt/app/app.conf"), "greeting=hello\nport=8080\n");
+        assert_eq!(fleet.exec_ok(i, "cat /opt/app/app.conf"), "greeting=hello\n");
+        assert_eq!(fleet.exec_ok(i, "cat /opt/app/settings.conf"), "port=8080\n");
         assert_eq!(fleet.exec_ok(i, "stat -c %a /opt/app/app.conf").trim(), "640");
         assert_eq!(fleet.exec_ok(i, "stat -c %a /opt/app").trim(), "755");
         assert_eq!(

@@ -76,13 +76,13 @@ impl Console {
         }
     }
 
-    fn dump(&self, result: &Map<String, Value>, pretty: bool) -> String {
-        let cleaned = clean_result(result);
+    fn dump(&self, result: &Map<String, Value>, pretty: bool, debug: bool) -> String {
+        let cleaned = if debug { clean_debug(result) } else { clean_result(result) };
         let value = Value::Object(sorted(&cleaned));
         if pretty {
             python_json_pretty(&value)
         } else {
-            serde_json::to_string(&value).unwrap_or_default()
+            python_json_compact(&value)
         }
     }
 
@@ -105,22 +105,22 @@ impl Console {
                 let (word, color) = if r.status == HostStatus::Changed { ("changed", YELLOW) } else { ("ok", GREEN) };
                 let mut line = format!("{word}: [{host}]{item}");
                 if show_result {
-                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty)));
+                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty, r.verbose_always)));
                 }
                 self.paint(&line, color)
             }
             HostStatus::Skipped => {
                 let mut line = format!("skipping: [{host}]{item}");
                 if self.verbosity > 0 {
-                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty)));
+                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty, r.verbose_always)));
                 }
                 self.paint(&line, CYAN)
             }
             HostStatus::Failed | HostStatus::Ignored => {
                 let line = if r.item.is_some() {
-                    format!("failed: [{host}]{item_failed} => {}", self.dump(&r.result, pretty))
+                    format!("failed: [{host}]{item_failed} => {}", self.dump(&r.result, pretty, r.verbose_always))
                 } else {
-                    format!("fatal: [{host}]: FAILED! => {}", self.dump(&r.result, pretty))
+                    format!("fatal: [{host}]: FAILED! => {}", self.dump(&r.result, pretty, r.verbose_always))
                 };
                 let mut line = self.paint(&line, RED);
                 if r.status == HostStatus::Ignored {
@@ -130,7 +130,7 @@ impl Console {
                 line
             }
             HostStatus::Unreachable => {
-                self.paint(&format!("fatal: [{host}]: UNREACHABLE! => {}", self.dump(&r.result, pretty)), RED)
+                self.paint(&format!("fatal: [{host}]: UNREACHABLE! => {}", self.dump(&r.result, pretty, r.verbose_always)), RED)
             }
         };
         self.print(&line);
@@ -260,6 +260,31 @@ impl Reporter for Console {
 /// Internal keys are not shown, as in Ansible's callback.
 fn clean_result(result: &Map<String, Value>) -> Map<String, Value> {
     result.iter().filter(|(k, _)| !k.starts_with("_ansible") && k.as_str() != "invocation" && k.as_str() != "diff").map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Ansible shows a debug result alone: `msg` (or the variable) without changed/failed/skipped.
+fn clean_debug(result: &Map<String, Value>) -> Map<String, Value> {
+    if result.contains_key("msg") {
+        result.iter().filter(|(k, _)| ["msg", "exception", "warnings", "deprecations"].contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+    } else {
+        let hidden = ["changed", "failed", "skipped", "invocation", "skip_reason"];
+        result.iter().filter(|(k, _)| !hidden.contains(&k.as_str()) && !k.starts_with("_ansible")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// One-line JSON with Python's separators (`", "` and `": "`), as Ansible prints results.
+pub fn python_json_compact(v: &Value) -> String {
+    match v {
+        Value::Array(items) => format!("[{}]", items.iter().map(python_json_compact).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json_compact(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn sorted(map: &Map<String, Value>) -> Map<String, Value> {
