@@ -85,8 +85,9 @@ fn restarted_hosts_keep_address_and_host_key() {
     let ip = fleet.host(0).ip.clone();
 
     fleet.stop(0);
-    let down = fleet.ssh(0, "root", "true");
-    assert_ne!(down.code, 0, "ssh to a stopped host must fail");
+    // (Not probed over SSH: a connect to a vanished address waits for the ARP timeout.)
+    let down = fleet.exec(0, "true");
+    assert_ne!(down.code, 0, "a stopped host must not run commands");
     // Stop both, start in the other order: docker would hand out addresses swapped if not pinned.
     fleet.stop(1);
     fleet.start_again(1);
