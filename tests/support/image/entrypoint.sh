@@ -1,7 +1,8 @@
 #!/bin/sh
-# Per-container setup: fresh host keys, the test's public key for root and deploy, then sshd in the foreground.
+# Per-container setup: a fresh ed25519 host key (kept across docker stop/start, so known_hosts stays valid),
+# the test's public key for root and deploy, then sshd in the foreground as PID 1.
 set -e
-ssh-keygen -A >/dev/null
+[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
 if [ -n "$ORCH_TEST_PUBKEY" ]; then
   for home in /root /home/deploy; do
     mkdir -p "$home/.ssh"

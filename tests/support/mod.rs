@@ -1,0 +1,28 @@
+//! Integration-test harness: throw-away sshd hosts in Docker and a hermetic way to run orch
+//! against them. Use with `mod support;` at the top of a tests/*.rs file:
+//!
+//! ```ignore
+//! let fleet = support::Fleet::start("copy_idempotent", 2);
+//! fleet.write("site.yml", "- hosts: targets\n  tasks: [...]\n");
+//! let run = fleet.orch(&["-i", "inventory.ini", "site.yml"]);
+//! run.assert_code(0);
+//! assert_eq!(run.recap("h1").changed, 1);
+//! assert_eq!(fleet.exec_ok(0, "cat /etc/motd"), "hello\n");
+//! ```
+//! Every test binary compiles all of this but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+mod docker;
+mod fleet;
+mod image;
+mod network;
+mod orch_command;
+mod process;
+mod recap;
+mod run_output;
+
+pub use fleet::{count_authentications, ExecResult, Fleet, TestHost};
+pub use orch_command::OrchCommand;
+pub use process::{run_bounded, Finished};
+pub use recap::{parse_recap, strip_ansi, Recap};
+pub use run_output::RunOutput;
