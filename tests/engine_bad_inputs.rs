@@ -61,10 +61,10 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "bad regex pattern",
-        files: &[("site.yml", "- hosts: \"~[broken\"\n  tasks:\n    - command: ls\n")],
+        files: &[("site.yml", "- hosts: \"~(broken\"\n  tasks:\n    - command: ls\n")],
         args: &[],
         code: 4,
-        expect: &["site.yml:1:3"],
+        expect: &["site.yml:1:3", "(broken"],
     },
     Case {
         name: "missing playbook",

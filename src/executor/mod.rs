@@ -56,6 +56,7 @@ pub struct Runner {
     hosts: Arc<RwLock<HostTable>>,
     stats: Mutex<Stats>,
     interrupted: AtomicBool,
+    warned: Mutex<Vec<String>>,
 }
 
 /// The state of one play while it runs.
@@ -105,10 +106,19 @@ impl Runner {
             hosts: Arc::new(RwLock::new(HostTable::default())),
             stats: Mutex::new(Stats::default()),
             interrupted: AtomicBool::new(false),
+            warned: Mutex::new(Vec::new()),
         }
     }
 
     fn emit(&self, event: Event) {
+        if let Event::Warning(w) = &event {
+            // The same warning (a pattern matching nothing) is worth saying once per run.
+            let mut seen = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.contains(w) {
+                return;
+            }
+            seen.push(w.clone());
+        }
         self.reporter.event(&event);
     }
 

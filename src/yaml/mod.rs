@@ -224,6 +224,9 @@ impl MarkedEventReceiver for Builder {
                         self.error = Some(err);
                         return;
                     }
+                    // The parser marks a block mapping where its first value starts; its first key is
+                    // where a person sees the mapping begin.
+                    let span = entries.first().map(|(k, _)| k.span.clone()).unwrap_or(span);
                     let node = Node { value: Yaml::Map(entries), span };
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());

@@ -22,7 +22,7 @@ mod recap;
 mod run_output;
 
 pub use fleet::{count_authentications, ExecResult, Fleet, TestHost};
-pub use orch_command::OrchCommand;
+pub use orch_command::{OrchCommand, RunningOrch};
 pub use process::{run_bounded, Finished};
 pub use recap::{parse_recap, strip_ansi, Recap};
 pub use run_output::RunOutput;

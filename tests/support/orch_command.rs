@@ -105,3 +105,20 @@ impl OrchCommand {
         }
     }
 }
+
+/// An orch run going on in the background while the test looks at the hosts.
+pub struct RunningOrch(std::thread::JoinHandle<RunOutput>);
+
+impl RunningOrch {
+    #[track_caller]
+    pub fn wait(self) -> RunOutput {
+        self.0.join().unwrap_or_else(|_| panic!("the orch runner thread panicked"))
+    }
+}
+
+impl OrchCommand {
+    /// Starts the run on a thread (bounded like [`OrchCommand::run`]); `wait()` returns its output.
+    pub fn spawn(self) -> RunningOrch {
+        RunningOrch(std::thread::spawn(move || self.run()))
+    }
+}
