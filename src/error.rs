@@ -19,7 +19,11 @@ impl Span {
 
     /// A span for a whole file, when no finer position is known.
     pub fn file_only(file: &Path) -> Self {
-        Span { file: Arc::new(file.to_path_buf()), line: 0, col: 0 }
+        Span {
+            file: Arc::new(file.to_path_buf()),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -65,15 +69,30 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn parse(message: impl Into<String>, span: Option<Span>) -> Self {
-        Diagnostic { kind: ErrorKind::Parse, message: message.into(), span, hint: None }
+        Diagnostic {
+            kind: ErrorKind::Parse,
+            message: message.into(),
+            span,
+            hint: None,
+        }
     }
 
     pub fn options(message: impl Into<String>) -> Self {
-        Diagnostic { kind: ErrorKind::Options, message: message.into(), span: None, hint: None }
+        Diagnostic {
+            kind: ErrorKind::Options,
+            message: message.into(),
+            span: None,
+            hint: None,
+        }
     }
 
     pub fn runtime(message: impl Into<String>) -> Self {
-        Diagnostic { kind: ErrorKind::Runtime, message: message.into(), span: None, hint: None }
+        Diagnostic {
+            kind: ErrorKind::Runtime,
+            message: message.into(),
+            span: None,
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -139,7 +158,10 @@ fn source_line(file: &Path, line: usize) -> Option<String> {
 }
 
 /// The closest candidate to `word`, for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

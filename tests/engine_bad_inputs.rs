@@ -225,13 +225,19 @@ fn bad_inputs_are_reported_with_positions_and_touch_no_host() {
         let home = tempfile::tempdir().expect("home");
         std::fs::write(
             dir.path().join("hosts.ini"),
-            format!("[all]\nstandin ansible_host=127.0.0.1 ansible_port={port} ansible_user=root\n"),
+            format!(
+                "[all]\nstandin ansible_host=127.0.0.1 ansible_port={port} ansible_user=root\n"
+            ),
         )
         .expect("inventory");
         for (name, content) in case.files {
             std::fs::write(dir.path().join(name), content).expect("write case file");
         }
-        let playbook = if case.name == "missing playbook" { "missing.yml" } else { "site.yml" };
+        let playbook = if case.name == "missing playbook" {
+            "missing.yml"
+        } else {
+            "site.yml"
+        };
         let mut args: Vec<&str> = vec!["run", playbook];
         if !case.args.contains(&"-i") {
             args.extend(["-i", "hosts.ini"]);
@@ -249,13 +255,24 @@ fn bad_inputs_are_reported_with_positions_and_touch_no_host() {
             }
         }
         if !problems.is_empty() {
-            failures.push(format!("case '{}': {}\n{}", case.name, problems.join(", "), text));
+            failures.push(format!(
+                "case '{}': {}\n{}",
+                case.name,
+                problems.join(", "),
+                text
+            ));
         }
         let _ = Path::new(playbook);
     }
     // No case may have reached the host.
     let contacted = listener.accept().is_ok();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n\n")
+    );
     assert!(!contacted, "a bad input contacted the host");
     assert!(CASES.len() >= 20);
 }

@@ -36,7 +36,9 @@ fn sudo_with_password_works_and_password_stays_secret() {
     - debug: {var: who.stdout}
 "#,
     );
-    let child = fleet.orch_cmd(&["run", "site.yml", "-i", "deploy.ini", "-vvv"]).spawn();
+    let child = fleet
+        .orch_cmd(&["run", "site.yml", "-i", "deploy.ini", "-vvv"])
+        .spawn();
     // While the run is in its sleep, look at every process's command line on the target.
     let mut seen = String::new();
     for _ in 0..10 {
@@ -46,8 +48,20 @@ fn sudo_with_password_works_and_password_stays_secret() {
     let out = child.wait();
     out.assert_code(0);
     assert!(out.stdout.contains("\"who.stdout\": \"0\""), "{out}");
-    assert_eq!(fleet.exec_ok(0, "stat -c '%U %a' /root/owned").trim(), "root 600");
-    assert!(seen.contains("sleep 4"), "the process list sample missed the run:\n{seen}");
-    assert!(!seen.contains(PASSWORD), "password visible in the process list:\n{seen}");
-    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD), "password in output\n{out}");
+    assert_eq!(
+        fleet.exec_ok(0, "stat -c '%U %a' /root/owned").trim(),
+        "root 600"
+    );
+    assert!(
+        seen.contains("sleep 4"),
+        "the process list sample missed the run:\n{seen}"
+    );
+    assert!(
+        !seen.contains(PASSWORD),
+        "password visible in the process list:\n{seen}"
+    );
+    assert!(
+        !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+        "password in output\n{out}"
+    );
 }

@@ -27,7 +27,9 @@ fn changed_tasks(stdout: &str) -> Vec<String> {
     for line in stdout.lines() {
         if let Some(rest) = line.strip_prefix("TASK [") {
             current = rest.split(']').next().unwrap_or_default().to_string();
-        } else if line.starts_with("changed: ") || line.starts_with("skipping: ") && current == "only once" {
+        } else if line.starts_with("changed: ")
+            || line.starts_with("skipping: ") && current == "only once"
+        {
             out.push(current.clone());
         }
     }
@@ -44,15 +46,35 @@ fn check_predicts_and_changes_nothing() {
 
     let check = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff"]);
     check.assert_code(0);
-    assert_eq!(fleet.exec_ok(0, "find /srv /etc/site.conf 2>/dev/null | sort; true"), before, "check mode changed the host");
-    assert!(check.stdout.contains("+<h1>hi</h1>"), "diff of the new file expected\n{check}");
-    assert!(check.stdout.contains("+enabled=1"), "diff of the line expected\n{check}");
+    assert_eq!(
+        fleet.exec_ok(0, "find /srv /etc/site.conf 2>/dev/null | sort; true"),
+        before,
+        "check mode changed the host"
+    );
+    assert!(
+        check.stdout.contains("+<h1>hi</h1>"),
+        "diff of the new file expected\n{check}"
+    );
+    assert!(
+        check.stdout.contains("+enabled=1"),
+        "diff of the line expected\n{check}"
+    );
     let predicted = changed_tasks(&check.stdout);
-    assert_eq!(predicted, vec!["dir", "index", "setting", "only once"], "{check}");
+    assert_eq!(
+        predicted,
+        vec!["dir", "index", "setting", "only once"],
+        "{check}"
+    );
 
     let real = fleet.orch(&["run", "site.yml", "-i", inv]);
     real.assert_code(0);
     let changed = changed_tasks(&real.stdout);
-    assert_eq!(changed, predicted, "the real run must change what check predicted\n{real}");
-    assert_eq!(fleet.exec_ok(0, "cat /srv/site/index.html"), "<h1>hi</h1>\n");
+    assert_eq!(
+        changed, predicted,
+        "the real run must change what check predicted\n{real}"
+    );
+    assert_eq!(
+        fleet.exec_ok(0, "cat /srv/site/index.html"),
+        "<h1>hi</h1>\n"
+    );
 }

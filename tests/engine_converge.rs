@@ -84,15 +84,28 @@ fn every_module_converges_and_second_run_changes_nothing() {
     first.assert_code(0);
     for host in fleet.hosts() {
         let recap = first.recap(&host.name);
-        assert!(recap.changed >= 8, "first run should change {}: {recap:?}\n{first}", host.name);
+        assert!(
+            recap.changed >= 8,
+            "first run should change {}: {recap:?}\n{first}",
+            host.name
+        );
         assert_eq!(recap.failed, 0);
     }
 
     // The end state, read independently of orch.
     for (i, host) in fleet.hosts().iter().enumerate() {
-        assert_eq!(fleet.exec_ok(i, "cat /opt/app/app.conf"), "greeting=hello\n");
-        assert_eq!(fleet.exec_ok(i, "cat /opt/app/settings.conf"), "port=8080\n");
-        assert_eq!(fleet.exec_ok(i, "stat -c %a /opt/app/app.conf").trim(), "640");
+        assert_eq!(
+            fleet.exec_ok(i, "cat /opt/app/app.conf"),
+            "greeting=hello\n"
+        );
+        assert_eq!(
+            fleet.exec_ok(i, "cat /opt/app/settings.conf"),
+            "port=8080\n"
+        );
+        assert_eq!(
+            fleet.exec_ok(i, "stat -c %a /opt/app/app.conf").trim(),
+            "640"
+        );
         assert_eq!(fleet.exec_ok(i, "stat -c %a /opt/app").trim(), "755");
         assert_eq!(
             fleet.exec_ok(i, "cat /etc/motd"),
@@ -112,7 +125,11 @@ fn every_module_converges_and_second_run_changes_nothing() {
     second.assert_code(0);
     for host in fleet.hosts() {
         let recap = second.recap(&host.name);
-        assert_eq!(recap.changed, 0, "second run must change nothing on {}\n{second}", host.name);
+        assert_eq!(
+            recap.changed, 0,
+            "second run must change nothing on {}\n{second}",
+            host.name
+        );
         assert_eq!(recap.failed, 0);
     }
     // The handler did not run again.

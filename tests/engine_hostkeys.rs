@@ -24,9 +24,16 @@ fn changed_host_key_is_refused_with_both_fingerprints() {
     let out = fleet.orch(&["run", "site.yml", "-i", inv.to_str().expect("path")]);
     out.assert_code(4);
     let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"), "{out}");
+    assert!(
+        text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{out}"
+    );
     assert!(text.contains("ssh-ed25519"), "{out}");
-    assert_eq!(text.matches("SHA256:").count() >= 2, true, "both fingerprints expected\n{out}");
+    assert!(
+        text.matches("SHA256:").count() >= 2,
+        "both fingerprints expected
+{out}"
+    );
 }
 
 #[test]
@@ -40,11 +47,21 @@ fn accept_new_records_unknown_host_and_no_warns() {
     let strict = fleet.orch(&["run", "site.yml", "-i", inv]);
     strict.assert_code(4);
 
-    let accept = fleet.orch(&["run", "site.yml", "-i", inv, "--host-key-checking", "accept-new"]);
+    let accept = fleet.orch(&[
+        "run",
+        "site.yml",
+        "-i",
+        inv,
+        "--host-key-checking",
+        "accept-new",
+    ]);
     accept.assert_code(0);
     let recorded = std::fs::read_to_string(fleet.known_hosts()).expect("known_hosts");
     let real = fleet.exec_ok(0, "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub");
-    assert!(recorded.contains(real.trim()), "known_hosts should hold the host's real key:\n{recorded}");
+    assert!(
+        recorded.contains(real.trim()),
+        "known_hosts should hold the host's real key:\n{recorded}"
+    );
 
     std::fs::write(fleet.known_hosts(), "").expect("empty known_hosts");
     let off = fleet.orch(&["run", "site.yml", "-i", inv, "--host-key-checking", "no"]);

@@ -48,14 +48,22 @@ fn serial_list_with_max_fail_percentage_stops_as_ansible() {
     assert_eq!(fleet.exec_ok(0, "cat /tmp/once"), "once\n");
     assert_eq!(fleet.exec_ok(1, "cat /tmp/once"), "once\n");
     assert_eq!(fleet.exec_ok(3, "cat /tmp/once"), "once\n");
-    assert_ne!(fleet.exec(2, "cat /tmp/once").code, 0, "run_once ran on a second host");
+    assert_ne!(
+        fleet.exec(2, "cat /tmp/once").code,
+        0,
+        "run_once ran on a second host"
+    );
     // Handlers: once per host, at the end of its batch, not for failed hosts.
     for i in [0, 1, 3] {
         assert_eq!(fleet.exec_ok(i, "cat /tmp/handled"), "handled\n");
         fleet.exec_ok(i, "test -f /tmp/after");
     }
     for i in [2, 4] {
-        assert_ne!(fleet.exec(i, "test -f /tmp/handled").code, 0, "handler ran on a failed host");
+        assert_ne!(
+            fleet.exec(i, "test -f /tmp/handled").code,
+            0,
+            "handler ran on a failed host"
+        );
     }
 
     // Reset and rerun with 49%: batch 2 exceeds it, batch 3 is never started.
@@ -68,7 +76,11 @@ fn serial_list_with_max_fail_percentage_stops_as_ansible() {
     assert!(out.stdout.contains("NO MORE HOSTS LEFT"), "{out}");
     assert_eq!(batch_of(1), "h2,h3");
     for i in [3, 4] {
-        assert_ne!(fleet.exec(i, "test -f /tmp/batch").code, 0, "batch 3 must not start");
+        assert_ne!(
+            fleet.exec(i, "test -f /tmp/batch").code,
+            0,
+            "batch 3 must not start"
+        );
     }
     // Batch 2 was aborted after the failing task: h2 did not get to the next task.
     assert_ne!(fleet.exec(1, "test -f /tmp/after").code, 0);

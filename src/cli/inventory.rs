@@ -17,7 +17,10 @@ pub fn run(args: InventoryArgs) -> Result<i32, Diagnostic> {
     } else if args.graph {
         print!("{}", inventory.graph(args.group.as_deref())?);
     } else {
-        println!("{}", crate::inventory::to_ansible_json(&inventory.list_json()));
+        println!(
+            "{}",
+            crate::inventory::to_ansible_json(&inventory.list_json())
+        );
     }
     Ok(0)
 }

@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::Diagnostic;
 
 #[derive(Parser, Debug)]
-#[command(name = "orch", version, about = "Agentless push orchestrator: Ansible-compatible playbooks over SSH, fast")]
+#[command(
+    name = "orch",
+    version,
+    about = "Agentless push orchestrator: Ansible-compatible playbooks over SSH, fast"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -151,33 +155,49 @@ pub fn main() -> i32 {
 }
 
 /// `-e` values: `k=v k2=v2`, inline JSON/YAML, or `@file` (YAML or JSON).
-pub fn parse_extra_vars(items: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, Diagnostic> {
+pub fn parse_extra_vars(
+    items: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, Diagnostic> {
     let mut vars = serde_json::Map::new();
     for item in items {
         let item = item.trim();
         if let Some(file) = item.strip_prefix('@') {
             let path = PathBuf::from(file);
             if !path.exists() {
-                return Err(Diagnostic::options(format!("extra vars file {file} was not found")));
+                return Err(Diagnostic::options(format!(
+                    "extra vars file {file} was not found"
+                )));
             }
             let node = crate::yaml::load_single(&path)?;
             match node.to_json() {
                 serde_json::Value::Object(m) => vars.extend(m),
                 serde_json::Value::Null => {}
-                _ => return Err(Diagnostic::parse(format!("extra vars file {file} must hold a mapping"), Some(node.span))),
+                _ => {
+                    return Err(Diagnostic::parse(
+                        format!("extra vars file {file} must hold a mapping"),
+                        Some(node.span),
+                    ))
+                }
             }
         } else if item.starts_with('{') {
             let node = crate::yaml::load_str(item, std::path::Path::new("<extra vars>"))?;
             match node.first().map(|n| n.to_json()) {
                 Some(serde_json::Value::Object(m)) => vars.extend(m),
-                _ => return Err(Diagnostic::options(format!("extra vars '{item}' must be a mapping"))),
+                _ => {
+                    return Err(Diagnostic::options(format!(
+                        "extra vars '{item}' must be a mapping"
+                    )))
+                }
             }
         } else {
-            let words = shlex::split(item).ok_or_else(|| Diagnostic::options(format!("cannot parse extra vars '{item}'")))?;
+            let words = shlex::split(item)
+                .ok_or_else(|| Diagnostic::options(format!("cannot parse extra vars '{item}'")))?;
             for word in words {
-                let (k, v) = word
-                    .split_once('=')
-                    .ok_or_else(|| Diagnostic::options(format!("extra vars '{word}' should be key=value, JSON, or @file")))?;
+                let (k, v) = word.split_once('=').ok_or_else(|| {
+                    Diagnostic::options(format!(
+                        "extra vars '{word}' should be key=value, JSON, or @file"
+                    ))
+                })?;
                 // key=value values stay strings, as in Ansible.
                 vars.insert(k.to_string(), serde_json::Value::String(v.to_string()));
             }

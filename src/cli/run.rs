@@ -23,7 +23,11 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
     let extra_vars = super::parse_extra_vars(&args.extra_vars)?;
     crate::playbook::undefined::check(&playbook, &inventory, &extra_vars)?;
     let split = |v: &[String]| -> Vec<String> {
-        v.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        v.iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
     };
     let become_password = if args.ask_become_pass {
         let p = rpassword::prompt_password("BECOME password: ")
@@ -56,10 +60,12 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
         tags: split(&args.tags),
         skip_tags: split(&args.skip_tags),
         extra_vars,
-        verbosity: args.verbose,
         force_handlers: args.force_handlers,
         become_password,
-        connect: ConnectDefaults { host_key_checking, connect_timeout: Duration::from_secs(args.timeout) },
+        connect: ConnectDefaults {
+            host_key_checking,
+            connect_timeout: Duration::from_secs(args.timeout),
+        },
         command_timeout: Duration::from_secs(3600),
     };
     let inventory = Arc::new(inventory);
@@ -78,7 +84,13 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
             }
         }
         if args.list_tasks {
-            listing.push_str(&format!("\n  play #{} ({}): {}\tTAGS: [{}]\n    tasks:\n", i + 1, play.hosts, play.name, play.tags.join(", ")));
+            listing.push_str(&format!(
+                "\n  play #{} ({}): {}\tTAGS: [{}]\n    tasks:\n",
+                i + 1,
+                play.hosts,
+                play.name,
+                play.tags.join(", ")
+            ));
             for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
                 list_tasks(section, &mut listing, 6);
             }
@@ -133,13 +145,22 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
 fn list_tasks(items: &[TaskItem], out: &mut String, indent: usize) {
     for item in items {
         match item {
-            TaskItem::Task(t) => out.push_str(&format!("{}{}\tTAGS: [{}]\n", " ".repeat(indent), t.display_name(), t.common.tags.join(", "))),
+            TaskItem::Task(t) => out.push_str(&format!(
+                "{}{}\tTAGS: [{}]\n",
+                " ".repeat(indent),
+                t.display_name(),
+                t.common.tags.join(", ")
+            )),
             TaskItem::Block(b) => {
                 list_tasks(&b.block, out, indent);
                 list_tasks(&b.rescue, out, indent);
                 list_tasks(&b.always, out, indent);
             }
-            TaskItem::Include(i) => out.push_str(&format!("{}include_tasks: {}\n", " ".repeat(indent), i.file)),
+            TaskItem::Include(i) => out.push_str(&format!(
+                "{}include_tasks: {}\n",
+                " ".repeat(indent),
+                i.file
+            )),
             TaskItem::Meta(_) => {}
         }
     }

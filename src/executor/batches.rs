@@ -37,7 +37,10 @@ mod tests {
 
     #[test]
     fn list_with_percent_repeats_last() {
-        let b = serial_batches(&hosts(5), &[SerialStep::Count(1), SerialStep::Percent(50.0)]);
+        let b = serial_batches(
+            &hosts(5),
+            &[SerialStep::Count(1), SerialStep::Percent(50.0)],
+        );
         let sizes: Vec<_> = b.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, 2, 2]);
     }

@@ -21,34 +21,57 @@ fn var_str(vars: &Map<String, Value>, names: &[&str]) -> Option<String> {
 /// What a host needs to be reached: either the controller itself or SSH with these options.
 pub enum Target {
     Local,
-    Ssh(ConnectOptions),
+    Ssh(Box<ConnectOptions>),
 }
 
 /// Builds the connection target from (templated) host variables, as Ansible's connection vars.
-pub fn target_for(host: &str, vars: &Map<String, Value>, remote_user: Option<&str>, defaults: &ConnectDefaults) -> Result<Target, String> {
+pub fn target_for(
+    host: &str,
+    vars: &Map<String, Value>,
+    remote_user: Option<&str>,
+    defaults: &ConnectDefaults,
+) -> Result<Target, String> {
     let connection = var_str(vars, &["ansible_connection"]).unwrap_or_else(|| "ssh".into());
     match connection.as_str() {
         "local" => return Ok(Target::Local),
         "ssh" | "smart" | "paramiko" => {}
-        other => return Err(format!("connection type '{other}' is not supported (use ssh or local)")),
+        other => {
+            return Err(format!(
+                "connection type '{other}' is not supported (use ssh or local)"
+            ))
+        }
     }
     let port = match var_str(vars, &["ansible_port", "ansible_ssh_port"]) {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| format!("ansible_port '{p}' is not a port number"))?),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("ansible_port '{p}' is not a port number"))?,
+        ),
         None => None,
     };
     let mut proxy_jump = None;
     if let Some(args) = var_str(vars, &["ansible_ssh_common_args", "ansible_ssh_extra_args"]) {
         proxy_jump = parse_proxy_jump(&args);
     }
-    Ok(Target::Ssh(ConnectOptions {
+    Ok(Target::Ssh(Box::new(ConnectOptions {
         alias: host.to_string(),
         host: var_str(vars, &["ansible_host", "ansible_ssh_host"]),
         port,
-        user: var_str(vars, &["ansible_user", "ansible_ssh_user"]).or_else(|| remote_user.map(str::to_string)),
-        password: var_str(vars, &["ansible_password", "ansible_ssh_pass", "ansible_ssh_password"]),
-        identity_files: var_str(vars, &["ansible_ssh_private_key_file", "ansible_private_key_file"])
-            .map(|p| vec![expand_tilde(&p)])
-            .unwrap_or_default(),
+        user: var_str(vars, &["ansible_user", "ansible_ssh_user"])
+            .or_else(|| remote_user.map(str::to_string)),
+        password: var_str(
+            vars,
+            &[
+                "ansible_password",
+                "ansible_ssh_pass",
+                "ansible_ssh_password",
+            ],
+        ),
+        identity_files: var_str(
+            vars,
+            &["ansible_ssh_private_key_file", "ansible_private_key_file"],
+        )
+        .map(|p| vec![expand_tilde(&p)])
+        .unwrap_or_default(),
         proxy_jump,
         host_key_checking: defaults.host_key_checking,
         known_hosts: None,
@@ -56,7 +79,7 @@ pub fn target_for(host: &str, vars: &Map<String, Value>, remote_user: Option<&st
         connect_timeout: defaults.connect_timeout,
         keepalive: Duration::from_secs(15),
         passphrase: None,
-    }))
+    })))
 }
 
 /// `-o ProxyJump=a,b` or `-J a` inside ansible_ssh_common_args.
@@ -67,7 +90,11 @@ fn parse_proxy_jump(args: &str) -> Option<String> {
         if w == "-J" {
             return iter.next().cloned();
         }
-        let option = if w == "-o" { iter.next().map(String::as_str) } else { w.strip_prefix("-o") };
+        let option = if w == "-o" {
+            iter.next().map(String::as_str)
+        } else {
+            w.strip_prefix("-o")
+        };
         if let Some(opt) = option {
             let (key, value) = opt.split_once(['=', ' ']).unwrap_or((opt, ""));
             if key.eq_ignore_ascii_case("proxyjump") {
@@ -101,9 +128,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub async fn get(&self, key: &str, target: Target) -> Result<Arc<dyn Transport>, TransportError> {
+    pub async fn get(
+        &self,
+        key: &str,
+        target: Target,
+    ) -> Result<Arc<dyn Transport>, TransportError> {
         let slot = {
-            let mut slots = self.slots.lock().map_err(|_| TransportError::Other("connection pool poisoned".into()))?;
+            let mut slots = self
+                .slots
+                .lock()
+                .map_err(|_| TransportError::Other("connection pool poisoned".into()))?;
             slots.entry(key.to_string()).or_default().clone()
         };
         let result = slot
@@ -136,8 +170,14 @@ mod tests {
 
     #[test]
     fn proxy_jump_forms() {
-        assert_eq!(parse_proxy_jump("-o ProxyJump=jump@bastion:2222"), Some("jump@bastion:2222".into()));
-        assert_eq!(parse_proxy_jump("-o 'ProxyJump a,b' -o Foo=bar"), Some("a,b".into()));
+        assert_eq!(
+            parse_proxy_jump("-o ProxyJump=jump@bastion:2222"),
+            Some("jump@bastion:2222".into())
+        );
+        assert_eq!(
+            parse_proxy_jump("-o 'ProxyJump a,b' -o Foo=bar"),
+            Some("a,b".into())
+        );
         assert_eq!(parse_proxy_jump("-J bastion"), Some("bastion".into()));
         assert_eq!(parse_proxy_jump("-o StrictHostKeyChecking=no"), None);
     }

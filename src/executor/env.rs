@@ -22,14 +22,17 @@ pub struct HostEnv {
     pub diff_mode: bool,
     /// Directories searched for `src:` files: the task file's directory, then the playbook's.
     pub search_dirs: Vec<PathBuf>,
-    pub hostname: String,
     pub timeout: Duration,
 }
 
 impl HostEnv {
     /// The full command line for a script: POSIX sh with the task's environment, then become.
     /// (The transport itself gives every command the C locale.)
-    pub fn command_for(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<(String, Option<Vec<u8>>), ModuleError> {
+    pub fn command_for(
+        &self,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<(String, Option<Vec<u8>>), ModuleError> {
         let mut prelude = String::new();
         for (k, v) in &self.environment {
             prelude.push_str(&format!("{k}={}; export {k}\n", quote(v)));
@@ -57,7 +60,9 @@ impl TaskEnv for HostEnv {
     }
 
     fn render_template_file(&self, path: &Path) -> Result<String, String> {
-        self.templar.render_file(path, &self.vars).map_err(|e| e.message)
+        self.templar
+            .render_file(path, &self.vars)
+            .map_err(|e| e.message)
     }
 
     fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf> {
@@ -81,9 +86,5 @@ impl TaskEnv for HostEnv {
 
     fn diff_mode(&self) -> bool {
         self.diff_mode
-    }
-
-    fn inventory_hostname(&self) -> &str {
-        &self.hostname
     }
 }

@@ -33,8 +33,16 @@ impl std::fmt::Debug for HostTable {
 }
 
 impl HostVars {
-    pub fn value(sources: Arc<VarSources>, hosts: Arc<RwLock<HostTable>>, play: Arc<PlayVars>) -> minijinja::Value {
-        minijinja::Value::from_object(HostVars { sources, hosts, play })
+    pub fn value(
+        sources: Arc<VarSources>,
+        hosts: Arc<RwLock<HostTable>>,
+        play: Arc<PlayVars>,
+    ) -> minijinja::Value {
+        minijinja::Value::from_object(HostVars {
+            sources,
+            hosts,
+            play,
+        })
     }
 }
 
@@ -47,7 +55,9 @@ impl Object for HostVars {
                 let s = lock(&state);
                 vars::host_level(&s, Some(&self.play))
             }
-            None if self.sources.inventory.host(name).is_some() => self.sources.inventory.vars_for_host(name),
+            None if self.sources.inventory.host(name).is_some() => {
+                self.sources.inventory.vars_for_host(name)
+            }
             None => return None,
         };
         vars::add_magic(&mut map, &self.sources, name, Some(&self.play));
@@ -55,7 +65,13 @@ impl Object for HostVars {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let names: Vec<minijinja::Value> = self.sources.inventory.host_names().into_iter().map(minijinja::Value::from).collect();
+        let names: Vec<minijinja::Value> = self
+            .sources
+            .inventory
+            .host_names()
+            .into_iter()
+            .map(minijinja::Value::from)
+            .collect();
         Enumerator::Values(names)
     }
 }

@@ -36,7 +36,6 @@ pub struct RunOptions {
     pub tags: Vec<String>,
     pub skip_tags: Vec<String>,
     pub extra_vars: Map<String, Value>,
-    pub verbosity: u8,
     pub force_handlers: bool,
     pub become_password: Option<String>,
     pub connect: ConnectDefaults,
@@ -77,11 +76,16 @@ impl Runner {
         reporter: Arc<dyn Reporter>,
         redactor: Redactor,
     ) -> Runner {
-        let mut search = vec![playbook.dir.clone(), playbook.dir.join("templates"), playbook.dir.join("files")];
+        let mut search = vec![
+            playbook.dir.clone(),
+            playbook.dir.join("templates"),
+            playbook.dir.join("files"),
+        ];
         search.dedup();
         let templar = Arc::new(Templar::new(search));
         let groups = crate::template::from_json(&inventory.groups_value());
-        let playbook_dir = std::fs::canonicalize(&playbook.dir).unwrap_or_else(|_| playbook.dir.clone());
+        let playbook_dir =
+            std::fs::canonicalize(&playbook.dir).unwrap_or_else(|_| playbook.dir.clone());
         let sources = Arc::new(VarSources {
             inventory,
             templar,
@@ -139,13 +143,26 @@ impl Runner {
     pub fn play_hosts(&self, play: &Play) -> Result<Vec<String>, Diagnostic> {
         let pattern = if crate::template::Templar::is_template(&play.hosts) {
             let ctx = crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
-            self.sources.templar.render_str(&play.hosts, &ctx).map_err(|e| {
-                Diagnostic::parse(format!("cannot template the play's hosts '{}': {}", play.hosts, e.message), Some(play.span.clone()))
-            })?
+            self.sources
+                .templar
+                .render_str(&play.hosts, &ctx)
+                .map_err(|e| {
+                    Diagnostic::parse(
+                        format!(
+                            "cannot template the play's hosts '{}': {}",
+                            play.hosts, e.message
+                        ),
+                        Some(play.span.clone()),
+                    )
+                })?
         } else {
             play.hosts.clone()
         };
-        let selection = self.sources.inventory.select(&pattern).map_err(|d| d.with_span(play.span.clone()))?;
+        let selection = self
+            .sources
+            .inventory
+            .select(&pattern)
+            .map_err(|d| d.with_span(play.span.clone()))?;
         for w in &selection.warnings {
             self.emit(Event::Warning(w.clone()));
         }
@@ -175,7 +192,10 @@ impl Runner {
 
     /// Runs every play; returns the recap counters.
     pub async fn run(&self) -> Result<Stats, Diagnostic> {
-        self.emit(Event::PlaybookStart { path: self.playbook.path.display().to_string(), check: self.opts.check });
+        self.emit(Event::PlaybookStart {
+            path: self.playbook.path.display().to_string(),
+            check: self.opts.check,
+        });
         // Every play's hosts are resolved first: a bad pattern stops the run before any host is contacted.
         let mut plan = Vec::new();
         for play in &self.playbook.plays {
@@ -197,17 +217,32 @@ impl Runner {
         let mut table = self.hosts.write().unwrap_or_else(|e| e.into_inner());
         if !table.contains(host) {
             let inventory_vars = self.sources.inventory.vars_for_host(host);
-            for key in ["ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass", "ansible_ssh_password"] {
+            for key in [
+                "ansible_password",
+                "ansible_ssh_pass",
+                "ansible_become_password",
+                "ansible_become_pass",
+                "ansible_ssh_password",
+            ] {
                 if let Some(Value::String(s)) = inventory_vars.get(key) {
                     self.redactor.add(s);
                 }
             }
-            table.insert(host, HostState { inventory_vars: Arc::new(inventory_vars), ..HostState::default() });
+            table.insert(
+                host,
+                HostState {
+                    inventory_vars: Arc::new(inventory_vars),
+                    ..HostState::default()
+                },
+            );
         }
     }
 
     fn host(&self, host: &str) -> Option<Arc<Mutex<HostState>>> {
-        self.hosts.read().unwrap_or_else(|e| e.into_inner()).get(host)
+        self.hosts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
     }
 
     fn is_active(&self, host: &str) -> bool {
@@ -219,13 +254,19 @@ impl Runner {
             self.ensure_host_state(h);
         }
         // Failed and unreachable hosts of earlier plays stay out, as in Ansible.
-        let hosts: Vec<String> = hosts.into_iter().filter(|h| self.is_active(h) || self.host(h).map(|s| lock(&s).ended).unwrap_or(false)).collect();
+        let hosts: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| self.is_active(h) || self.host(h).map(|s| lock(&s).ended).unwrap_or(false))
+            .collect();
         for h in &hosts {
             if let Some(s) = self.host(h) {
                 lock(&s).ended = false;
             }
         }
-        self.emit(Event::PlayStart { name: play.name.clone(), hosts: hosts.clone() });
+        self.emit(Event::PlayStart {
+            name: play.name.clone(),
+            hosts: hosts.clone(),
+        });
         if hosts.is_empty() {
             self.emit(Event::Notice("skipping: no hosts matched".into()));
             return Ok(());
@@ -238,11 +279,28 @@ impl Runner {
                 play_batch: batch.clone(),
                 play_name: play.name.clone(),
             });
-            let hostvars = hostvars::HostVars::value(self.sources.clone(), self.hosts.clone(), vars.clone());
-            let run = PlayRun { play, vars, hostvars, aborted: AtomicBool::new(false), batch: batch.clone() };
+            let hostvars =
+                hostvars::HostVars::value(self.sources.clone(), self.hosts.clone(), vars.clone());
+            let run = PlayRun {
+                play,
+                vars,
+                hostvars,
+                aborted: AtomicBool::new(false),
+                batch: batch.clone(),
+            };
             self.run_batch(&run).await;
-            let all_down = batch.iter().all(|h| self.host(h).map(|s| { let s = lock(&s); s.failed || s.unreachable }).unwrap_or(true));
-            if run.aborted.load(Ordering::SeqCst) || all_down || self.interrupted.load(Ordering::SeqCst) {
+            let all_down = batch.iter().all(|h| {
+                self.host(h)
+                    .map(|s| {
+                        let s = lock(&s);
+                        s.failed || s.unreachable
+                    })
+                    .unwrap_or(true)
+            });
+            if run.aborted.load(Ordering::SeqCst)
+                || all_down
+                || self.interrupted.load(Ordering::SeqCst)
+            {
                 if all_down || run.aborted.load(Ordering::SeqCst) && !self.ended_play(&batch) {
                     self.emit(Event::Notice("\nNO MORE HOSTS LEFT *************************************************************".into()));
                 }
@@ -253,7 +311,9 @@ impl Runner {
     }
 
     fn ended_play(&self, batch: &[String]) -> bool {
-        batch.iter().all(|h| self.host(h).map(|s| lock(&s).ended).unwrap_or(false))
+        batch
+            .iter()
+            .all(|h| self.host(h).map(|s| lock(&s).ended).unwrap_or(false))
     }
 
     /// Play `vars` then `vars_files` (layer 3 and 4).
@@ -261,24 +321,38 @@ impl Runner {
         let mut vars = play.vars.clone();
         for (file, span) in &play.vars_files {
             let name = if crate::template::Templar::is_template(file) {
-                let ctx = crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
+                let ctx =
+                    crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
                 let mut merged = vars.clone();
                 merged.extend(self.sources.extra_vars.clone());
                 let ctx2 = crate::template::from_json(&Value::Object(merged));
                 let _ = ctx;
                 self.sources.templar.render_str(file, &ctx2).map_err(|e| {
-                    Diagnostic::runtime(format!("cannot template vars_files entry '{file}': {}", e.message)).with_span(span.clone())
+                    Diagnostic::runtime(format!(
+                        "cannot template vars_files entry '{file}': {}",
+                        e.message
+                    ))
+                    .with_span(span.clone())
                 })?
             } else {
                 file.clone()
             };
             let path = self.playbook.dir.join(&name);
-            let node = crate::yaml::load_single(&path).map_err(|d| if d.span.is_none() { d.with_span(span.clone()) } else { d })?;
+            let node = crate::yaml::load_single(&path).map_err(|d| {
+                if d.span.is_none() {
+                    d.with_span(span.clone())
+                } else {
+                    d
+                }
+            })?;
             match node.to_json() {
                 Value::Object(m) => vars.extend(m),
                 Value::Null => {}
                 _ => {
-                    return Err(Diagnostic::parse(format!("vars file {} must hold a mapping", path.display()), Some(node.span)))
+                    return Err(Diagnostic::parse(
+                        format!("vars file {} must hold a mapping", path.display()),
+                        Some(node.span),
+                    ))
                 }
             }
         }
@@ -296,7 +370,10 @@ impl Runner {
                 break;
             }
             match play.strategy {
-                Strategy::Linear => self.run_items(run, section, run.batch.clone(), &scope, false).await,
+                Strategy::Linear => {
+                    self.run_items(run, section, run.batch.clone(), &scope, false)
+                        .await
+                }
                 Strategy::Free => {
                     let forks = self.opts.forks.max(1);
                     futures::stream::iter(run.batch.clone())
@@ -324,17 +401,38 @@ impl Runner {
                 if run.aborted.load(Ordering::SeqCst) || self.interrupted.load(Ordering::SeqCst) {
                     return;
                 }
-                let active: Vec<String> = hosts.iter().filter(|h| self.is_active(h)).cloned().collect();
+                let active: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| self.is_active(h))
+                    .cloned()
+                    .collect();
                 if active.is_empty() {
                     return;
                 }
                 match item {
-                    TaskItem::Task(task) => self.run_task(run, task, &active, scope, false, rescuable).await,
+                    TaskItem::Task(task) => {
+                        self.run_task(run, task, &active, scope, false, rescuable)
+                            .await
+                    }
                     TaskItem::Block(block) => {
-                        self.run_items(run, &block.block, active.clone(), scope, rescuable || !block.rescue.is_empty()).await;
+                        self.run_items(
+                            run,
+                            &block.block,
+                            active.clone(),
+                            scope,
+                            rescuable || !block.rescue.is_empty(),
+                        )
+                        .await;
                         let failed_in_block: Vec<String> = active
                             .iter()
-                            .filter(|h| self.host(h).map(|s| { let s = lock(&s); s.failed && !s.unreachable }).unwrap_or(false))
+                            .filter(|h| {
+                                self.host(h)
+                                    .map(|s| {
+                                        let s = lock(&s);
+                                        s.failed && !s.unreachable
+                                    })
+                                    .unwrap_or(false)
+                            })
                             .cloned()
                             .collect();
                         let mut still_failed = failed_in_block.clone();
@@ -343,20 +441,32 @@ impl Runner {
                                 self.set_failed(h, false);
                                 self.stats(|s| s.entry(h).rescued += 1);
                             }
-                            self.run_items(run, &block.rescue, failed_in_block.clone(), scope, rescuable).await;
-                            still_failed.retain(|h| self.host(h).map(|s| lock(&s).failed).unwrap_or(false));
+                            self.run_items(
+                                run,
+                                &block.rescue,
+                                failed_in_block.clone(),
+                                scope,
+                                rescuable,
+                            )
+                            .await;
+                            still_failed
+                                .retain(|h| self.host(h).map(|s| lock(&s).failed).unwrap_or(false));
                         }
                         if !block.always.is_empty() {
                             for h in &still_failed {
                                 self.set_failed(h, false);
                             }
-                            self.run_items(run, &block.always, active.clone(), scope, rescuable).await;
+                            self.run_items(run, &block.always, active.clone(), scope, rescuable)
+                                .await;
                             for h in &still_failed {
                                 self.set_failed(h, true);
                             }
                         }
                     }
-                    TaskItem::Include(include) => self.run_include(run, include, &active, scope, rescuable).await,
+                    TaskItem::Include(include) => {
+                        self.run_include(run, include, &active, scope, rescuable)
+                            .await
+                    }
                     TaskItem::Meta(meta) => self.run_meta(run, meta, &active, scope).await,
                 }
             }
@@ -370,13 +480,21 @@ impl Runner {
         }
     }
 
-    async fn run_meta(&self, run: &PlayRun<'_>, meta: &crate::playbook::MetaTask, hosts: &[String], scope: &Scope) {
+    async fn run_meta(
+        &self,
+        run: &PlayRun<'_>,
+        meta: &crate::playbook::MetaTask,
+        hosts: &[String],
+        scope: &Scope,
+    ) {
         let mut applies = Vec::new();
         for h in hosts {
             match self.meta_condition(run, meta, h, scope) {
                 Ok(true) => applies.push(h.clone()),
                 Ok(false) => {}
-                Err(msg) => self.emit(Event::Warning(format!("meta condition failed on {h}: {msg}"))),
+                Err(msg) => self.emit(Event::Warning(format!(
+                    "meta condition failed on {h}: {msg}"
+                ))),
             }
         }
         if applies.is_empty() {
@@ -424,18 +542,36 @@ impl Runner {
         }
     }
 
-    fn meta_condition(&self, run: &PlayRun<'_>, meta: &crate::playbook::MetaTask, host: &str, scope: &Scope) -> Result<bool, String> {
+    fn meta_condition(
+        &self,
+        run: &PlayRun<'_>,
+        meta: &crate::playbook::MetaTask,
+        host: &str,
+        scope: &Scope,
+    ) -> Result<bool, String> {
         if meta.common.when.is_empty() {
             return Ok(true);
         }
         let state = self.host(host).ok_or("unknown host")?;
         let vars = {
             let s = lock(&state);
-            vars::task_level(&self.sources, host, &s, &run.vars, &meta.common.vars, scope.get(host).map(|a| a.as_ref()))
+            vars::task_level(
+                &self.sources,
+                host,
+                &s,
+                &run.vars,
+                &meta.common.vars,
+                scope.get(host).map(|a| a.as_ref()),
+            )
         };
         let ctx = self.context(run, vars);
         for cond in &meta.common.when {
-            if !self.sources.templar.eval_bool(&cond.expr, &ctx).map_err(|e| e.message)? {
+            if !self
+                .sources
+                .templar
+                .eval_bool(&cond.expr, &ctx)
+                .map_err(|e| e.message)?
+            {
                 return Ok(false);
             }
         }
@@ -445,14 +581,22 @@ impl Runner {
     fn context(&self, run: &PlayRun<'_>, vars: Map<String, Value>) -> minijinja::Value {
         self.sources.templar.lazy_vars(
             Arc::new(vars),
-            vec![("hostvars".to_string(), run.hostvars.clone()), ("groups".to_string(), self.sources.groups.clone())],
+            vec![
+                ("hostvars".to_string(), run.hostvars.clone()),
+                ("groups".to_string(), self.sources.groups.clone()),
+            ],
         )
     }
 
     /// Is the task selected by --tags/--skip-tags? (`always` runs unless skipped by name, `never` only on request.)
     fn tag_selected(&self, tags: &[String]) -> bool {
         let has = |t: &str| tags.iter().any(|x| x == t);
-        if self.opts.skip_tags.iter().any(|s| has(s) || (s == "tagged" && !tags.is_empty())) {
+        if self
+            .opts
+            .skip_tags
+            .iter()
+            .any(|s| has(s) || (s == "tagged" && !tags.is_empty()))
+        {
             return false;
         }
         if has("always") {
@@ -461,10 +605,20 @@ impl Runner {
         if self.opts.tags.is_empty() || self.opts.tags.iter().any(|t| t == "all") {
             return !has("never");
         }
-        self.opts.tags.iter().any(|t| has(t) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty()))
+        self.opts.tags.iter().any(|t| {
+            has(t) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty())
+        })
     }
 
-    async fn run_task(&self, run: &PlayRun<'_>, task: &Arc<Task>, hosts: &[String], scope: &Scope, handler: bool, rescuable: bool) {
+    async fn run_task(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Arc<Task>,
+        hosts: &[String],
+        scope: &Scope,
+        handler: bool,
+        rescuable: bool,
+    ) {
         if !handler && !self.tag_selected(&task.common.tags) {
             return;
         }
@@ -488,7 +642,9 @@ impl Runner {
             .map(|h| {
                 let name = name.clone();
                 async move {
-                    let r = self.run_task_on_host(run, task, &h, scope, &name, rescuable).await;
+                    let r = self
+                        .run_task_on_host(run, task, &h, scope, &name, rescuable)
+                        .await;
                     self.emit(Event::HostDone { host: h.clone() });
                     (h, r)
                 }
@@ -522,8 +678,18 @@ impl Runner {
 
     /// any_errors_fatal and max_fail_percentage, checked after each task over the batch.
     fn check_failure_limits(&self, run: &PlayRun<'_>, task: &Task, targets: &[String]) {
-        let failed_now = |h: &String| self.host(h).map(|s| { let s = lock(&s); s.failed || s.unreachable }).unwrap_or(false);
-        let any_fatal = task.common.any_errors_fatal.unwrap_or(run.play.any_errors_fatal);
+        let failed_now = |h: &String| {
+            self.host(h)
+                .map(|s| {
+                    let s = lock(&s);
+                    s.failed || s.unreachable
+                })
+                .unwrap_or(false)
+        };
+        let any_fatal = task
+            .common
+            .any_errors_fatal
+            .unwrap_or(run.play.any_errors_fatal);
         if any_fatal && targets.iter().any(failed_now) {
             run.aborted.store(true, Ordering::SeqCst);
             return;
@@ -542,10 +708,19 @@ impl Runner {
         if !crate::template::Templar::is_template(&raw) {
             return raw;
         }
-        let Some(state) = self.host(host) else { return raw };
+        let Some(state) = self.host(host) else {
+            return raw;
+        };
         let vars = {
             let s = lock(&state);
-            vars::task_level(&self.sources, host, &s, &run.vars, &task.common.vars, scope.get(host).map(|a| a.as_ref()))
+            vars::task_level(
+                &self.sources,
+                host,
+                &s,
+                &run.vars,
+                &task.common.vars,
+                scope.get(host).map(|a| a.as_ref()),
+            )
         };
         let ctx = self.context(run, vars);
         self.sources.templar.render_str(&raw, &ctx).unwrap_or(raw)
@@ -562,7 +737,9 @@ impl Runner {
                 if !notified {
                     continue;
                 }
-                let eligible = !s.unreachable && !s.ended && (!s.failed || run.play.force_handlers || self.opts.force_handlers);
+                let eligible = !s.unreachable
+                    && !s.ended
+                    && (!s.failed || run.play.force_handlers || self.opts.force_handlers);
                 s.notified.retain(|n| !names.contains(&n));
                 if eligible {
                     if s.failed {
@@ -573,13 +750,19 @@ impl Runner {
                 }
             }
             if !targets.is_empty() {
-                self.run_task(run, handler, &targets, &Scope::new(), true, false).await;
+                self.run_task(run, handler, &targets, &Scope::new(), true, false)
+                    .await;
             }
         }
     }
 
     async fn gather_facts(&self, run: &PlayRun<'_>) {
-        let targets: Vec<String> = run.batch.iter().filter(|h| self.is_active(h)).cloned().collect();
+        let targets: Vec<String> = run
+            .batch
+            .iter()
+            .filter(|h| self.is_active(h))
+            .cloned()
+            .collect();
         if targets.is_empty() || !self.tag_selected(&["always".to_string()]) {
             return;
         }

@@ -36,7 +36,9 @@ pub struct HostTable {
 
 impl HostTable {
     pub fn insert(&mut self, name: &str, state: HostState) {
-        self.hosts.entry(name.to_string()).or_insert_with(|| Arc::new(Mutex::new(state)));
+        self.hosts
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(state)));
     }
 
     pub fn contains(&self, name: &str) -> bool {

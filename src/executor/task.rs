@@ -32,7 +32,13 @@ fn fail_result(msg: impl Into<String>) -> Map<String, Value> {
     m
 }
 
-fn template_failure(task_file: &str, line: usize, col: usize, e: &TemplateError, what: &str) -> String {
+fn template_failure(
+    task_file: &str,
+    line: usize,
+    col: usize,
+    e: &TemplateError,
+    what: &str,
+) -> String {
     let cause = match &e.undefined {
         Some(name) => format!("'{name}' is undefined"),
         None => e.message.clone(),
@@ -57,7 +63,14 @@ impl Runner {
             if !s.active() {
                 return None;
             }
-            vars::task_level(&self.sources, host, &s, &run.vars, &task.common.vars, scope.get(host).map(|a| a.as_ref()))
+            vars::task_level(
+                &self.sources,
+                host,
+                &s,
+                &run.vars,
+                &task.common.vars,
+                scope.get(host).map(|a| a.as_ref()),
+            )
         };
         let templar = &self.sources.templar;
         let file = task.span.file.display().to_string();
@@ -72,13 +85,41 @@ impl Runner {
                     Ok(v) => match loop_list(v, task.loop_control.kind) {
                         Ok(list) => Some(list),
                         Err(msg) => {
-                            self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                            self.finish(
+                                run,
+                                task,
+                                host,
+                                task_name,
+                                None,
+                                fail_result(msg),
+                                HostStatus::Failed,
+                                vec![],
+                                rescuable,
+                                no_log,
+                            );
                             return None;
                         }
                     },
                     Err(e) => {
-                        let msg = template_failure(&file, task.span.line, task.span.col, &e, "Error while evaluating the loop");
-                        self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                        let msg = template_failure(
+                            &file,
+                            task.span.line,
+                            task.span.col,
+                            &e,
+                            "Error while evaluating the loop",
+                        );
+                        self.finish(
+                            run,
+                            task,
+                            host,
+                            task_name,
+                            None,
+                            fail_result(msg),
+                            HostStatus::Failed,
+                            vec![],
+                            rescuable,
+                            no_log,
+                        );
                         return None;
                     }
                 }
@@ -91,8 +132,25 @@ impl Runner {
                 match templar.render_str(d, &ctx) {
                     Ok(d) => Some(d),
                     Err(e) => {
-                        let msg = template_failure(&file, task.span.line, task.span.col, &e, "Error while evaluating delegate_to");
-                        self.finish(run, task, host, task_name, None, fail_result(msg), HostStatus::Failed, vec![], rescuable, no_log);
+                        let msg = template_failure(
+                            &file,
+                            task.span.line,
+                            task.span.col,
+                            &e,
+                            "Error while evaluating delegate_to",
+                        );
+                        self.finish(
+                            run,
+                            task,
+                            host,
+                            task_name,
+                            None,
+                            fail_result(msg),
+                            HostStatus::Failed,
+                            vec![],
+                            rescuable,
+                            no_log,
+                        );
                         return None;
                     }
                 }
@@ -112,7 +170,18 @@ impl Runner {
                 r.insert("skipped".into(), json!(true));
                 r.insert("skipped_reason".into(), json!("No items in the list"));
                 r.insert("results".into(), json!([]));
-                self.finish(run, task, host, task_name, delegate.as_deref(), r, HostStatus::Skipped, vec![], rescuable, no_log);
+                self.finish(
+                    run,
+                    task,
+                    host,
+                    task_name,
+                    delegate.as_deref(),
+                    r,
+                    HostStatus::Skipped,
+                    vec![],
+                    rescuable,
+                    no_log,
+                );
                 return None;
             }
         }
@@ -141,7 +210,9 @@ impl Runner {
                     tokio::time::sleep(Duration::from_secs_f64(pause)).await;
                 }
             }
-            let outcome = self.run_item(run, task, host, vars, delegate.as_deref()).await;
+            let outcome = self
+                .run_item(run, task, host, vars, delegate.as_deref())
+                .await;
             let unreachable = outcome.status == HostStatus::Unreachable;
             if items.is_some() {
                 let mut shown = outcome.result.clone();
@@ -149,7 +220,9 @@ impl Runner {
                     shown = censored(&shown);
                 }
                 let status = match outcome.status {
-                    HostStatus::Failed if task.common.ignore_errors.unwrap_or(false) => HostStatus::Failed,
+                    HostStatus::Failed if task.common.ignore_errors.unwrap_or(false) => {
+                        HostStatus::Failed
+                    }
                     s => s,
                 };
                 self.emit(Event::Result(ResultEvent {
@@ -159,7 +232,11 @@ impl Runner {
                     status,
                     item: label.clone(),
                     result: self.redact_map(&shown),
-                    diffs: if no_log { vec![] } else { outcome.diffs.clone() },
+                    diffs: if no_log {
+                        vec![]
+                    } else {
+                        outcome.diffs.clone()
+                    },
                     verbose_always: task.module == "debug",
                 }));
             }
@@ -168,7 +245,13 @@ impl Runner {
                 item_result.insert(task.loop_control.loop_var.clone(), item.clone());
                 item_result.insert("ansible_loop_var".into(), json!(task.loop_control.loop_var));
             }
-            outcomes.push((label, ItemOutcome { result: item_result, ..outcome }));
+            outcomes.push((
+                label,
+                ItemOutcome {
+                    result: item_result,
+                    ..outcome
+                },
+            ));
             if unreachable {
                 break;
             }
@@ -183,12 +266,18 @@ impl Runner {
             let changed = any(HostStatus::Changed);
             let failed = any(HostStatus::Failed);
             let unreachable = any(HostStatus::Unreachable);
-            let all_skipped = outcomes.iter().all(|(_, o)| o.status == HostStatus::Skipped);
+            let all_skipped = outcomes
+                .iter()
+                .all(|(_, o)| o.status == HostStatus::Skipped);
             let mut r = Map::new();
             r.insert("changed".into(), json!(changed));
             r.insert(
                 "msg".into(),
-                json!(if failed { "One or more items failed" } else { "All items completed" }),
+                json!(if failed {
+                    "One or more items failed"
+                } else {
+                    "All items completed"
+                }),
             );
             if failed {
                 r.insert("failed".into(), json!(true));
@@ -196,7 +285,15 @@ impl Runner {
             if all_skipped {
                 r.insert("skipped".into(), json!(true));
             }
-            r.insert("results".into(), Value::Array(outcomes.iter().map(|(_, o)| Value::Object(o.result.clone())).collect()));
+            r.insert(
+                "results".into(),
+                Value::Array(
+                    outcomes
+                        .iter()
+                        .map(|(_, o)| Value::Object(o.result.clone()))
+                        .collect(),
+                ),
+            );
             let status = if unreachable {
                 HostStatus::Unreachable
             } else if failed {
@@ -211,7 +308,19 @@ impl Runner {
             (r, status, vec![])
         };
         let shown_already = items.is_some();
-        self.finish_with(run, task, host, task_name, delegate.as_deref(), result, status, diffs, rescuable, no_log, shown_already)
+        self.finish_with(
+            run,
+            task,
+            host,
+            task_name,
+            delegate.as_deref(),
+            result,
+            status,
+            diffs,
+            rescuable,
+            no_log,
+            shown_already,
+        )
     }
 
     fn redact_map(&self, m: &Map<String, Value>) -> Map<String, Value> {
@@ -235,7 +344,9 @@ impl Runner {
         rescuable: bool,
         no_log: bool,
     ) -> Option<Value> {
-        self.finish_with(run, task, host, task_name, delegate, result, status, diffs, rescuable, no_log, false)
+        self.finish_with(
+            run, task, host, task_name, delegate, result, status, diffs, rescuable, no_log, false,
+        )
     }
 
     /// Records a task's result on a host: stats, register, facts, notifications, failure state; reports it.
@@ -257,10 +368,14 @@ impl Runner {
         let ignore_errors = task.common.ignore_errors.unwrap_or(false);
         let status = match status {
             HostStatus::Failed if ignore_errors => HostStatus::Ignored,
-            HostStatus::Unreachable if task.common.ignore_unreachable.unwrap_or(false) => HostStatus::Skipped,
+            HostStatus::Unreachable if task.common.ignore_unreachable.unwrap_or(false) => {
+                HostStatus::Skipped
+            }
             s => s,
         };
-        result.entry("changed").or_insert(json!(status == HostStatus::Changed));
+        result
+            .entry("changed")
+            .or_insert(json!(status == HostStatus::Changed));
         if no_log {
             self.redact_everything(&result);
         }
@@ -272,12 +387,18 @@ impl Runner {
                 HostStatus::Unreachable => s.unreachable = true,
                 _ => {}
             }
-            if status != HostStatus::Failed && status != HostStatus::Unreachable && status != HostStatus::Skipped {
+            if status != HostStatus::Failed
+                && status != HostStatus::Unreachable
+                && status != HostStatus::Skipped
+            {
                 if let Some(Value::Object(facts)) = result.get("ansible_facts") {
                     if task.module == "setup" {
                         // setup returns `ansible_`-prefixed names; `ansible_facts` holds them bare.
                         for (k, v) in facts {
-                            s.facts.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+                            s.facts.insert(
+                                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                                v.clone(),
+                            );
                         }
                     } else {
                         s.host_vars.extend(facts.clone());
@@ -285,7 +406,8 @@ impl Runner {
                 }
             }
             if let Some(reg) = &task.register {
-                s.host_vars.insert(reg.clone(), Value::Object(result.clone()));
+                s.host_vars
+                    .insert(reg.clone(), Value::Object(result.clone()));
             }
             if status == HostStatus::Changed {
                 for n in &task.notify {
@@ -316,20 +438,25 @@ impl Runner {
                 HostStatus::Unreachable => e.unreachable += 1,
             }
         });
-        if !already_shown || status == HostStatus::Failed || status == HostStatus::Ignored || status == HostStatus::Unreachable {
-            let shown = if no_log { censored(&result) } else { result.clone() };
-            if !(already_shown && status != HostStatus::Ignored && status != HostStatus::Unreachable) || !already_shown {
-                self.emit(Event::Result(ResultEvent {
-                    host: host.to_string(),
-                    delegate: delegate.map(str::to_string),
-                    task: task_name.to_string(),
-                    status,
-                    item: None,
-                    result: self.redact_map(&shown),
-                    diffs: if no_log { vec![] } else { diffs },
-                    verbose_always: task.module == "debug",
-                }));
-            }
+        if !already_shown {
+            let shown = if no_log {
+                censored(&result)
+            } else {
+                result.clone()
+            };
+            self.emit(Event::Result(ResultEvent {
+                host: host.to_string(),
+                delegate: delegate.map(str::to_string),
+                task: task_name.to_string(),
+                status,
+                item: None,
+                result: self.redact_map(&shown),
+                diffs: if no_log { vec![] } else { diffs },
+                verbose_always: task.module == "debug",
+            }));
+        } else if status == HostStatus::Ignored {
+            // A loop's items were shown one by one; Ansible adds only this line.
+            self.emit(Event::Notice("...ignoring".into()));
         }
         Some(Value::Object(result))
     }
@@ -352,11 +479,22 @@ impl Runner {
     }
 
     /// One module run (one loop item): when, args, connection, plan/apply, retries, changed_when/failed_when.
-    async fn run_item(&self, run: &PlayRun<'_>, task: &Task, host: &str, vars: Map<String, Value>, delegate: Option<&str>) -> ItemOutcome {
+    async fn run_item(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Task,
+        host: &str,
+        vars: Map<String, Value>,
+        delegate: Option<&str>,
+    ) -> ItemOutcome {
         let templar = &self.sources.templar;
         let file = task.span.file.display().to_string();
         let ctx = self.context(run, vars.clone());
-        let outcome = |result: Map<String, Value>, status: HostStatus| ItemOutcome { result, status, diffs: vec![] };
+        let outcome = |result: Map<String, Value>, status: HostStatus| ItemOutcome {
+            result,
+            status,
+            diffs: vec![],
+        };
 
         for cond in &task.common.when {
             match templar.eval_bool(&cond.expr, &ctx) {
@@ -383,10 +521,19 @@ impl Runner {
         }
 
         let Some(module) = registry::find(&task.module) else {
-            return outcome(fail_result(format!("module {} is not available", task.module)), HostStatus::Failed);
+            return outcome(
+                fail_result(format!("module {} is not available", task.module)),
+                HostStatus::Failed,
+            );
         };
         // Arguments: templated, except those the module evaluates itself.
-        let raw_names: Vec<&str> = module.spec().args.iter().filter(|a| a.raw).map(|a| a.name).collect();
+        let raw_names: Vec<&str> = module
+            .spec()
+            .args
+            .iter()
+            .filter(|a| a.raw)
+            .map(|a| a.name)
+            .collect();
         let mut args = Map::new();
         for (k, v) in &task.args {
             if raw_names.contains(&k.as_str()) {
@@ -398,7 +545,13 @@ impl Runner {
                     args.insert(k.clone(), v);
                 }
                 Err(e) => {
-                    let msg = template_failure(&file, task.span.line, task.span.col, &e, "The task includes an option with an undefined variable");
+                    let msg = template_failure(
+                        &file,
+                        task.span.line,
+                        task.span.col,
+                        &e,
+                        "The task includes an option with an undefined variable",
+                    );
                     return outcome(fail_result(msg), HostStatus::Failed);
                 }
             }
@@ -436,29 +589,42 @@ impl Runner {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let (mut result, changed, skipped, diffs) = match self.plan_and_apply(module, &env, &args).await {
-                Ok(r) => r,
-                Err(ModuleError::Transport(e)) => {
-                    let mut r = Map::new();
-                    r.insert("changed".into(), json!(false));
-                    r.insert("msg".into(), json!(e.to_string()));
-                    r.insert("unreachable".into(), json!(true));
-                    return outcome(r, HostStatus::Unreachable);
-                }
-                Err(ModuleError::Failed { msg, mut result }) => {
-                    result.insert("failed".into(), json!(true));
-                    result.insert("msg".into(), json!(msg));
-                    (result, false, false, vec![])
-                }
-            };
+            let (mut result, changed, skipped, diffs) =
+                match self.plan_and_apply(module, &env, &args).await {
+                    Ok(r) => r,
+                    Err(ModuleError::Transport(e)) => {
+                        let mut r = Map::new();
+                        r.insert("changed".into(), json!(false));
+                        r.insert("msg".into(), json!(e.to_string()));
+                        r.insert("unreachable".into(), json!(true));
+                        return outcome(r, HostStatus::Unreachable);
+                    }
+                    Err(ModuleError::Failed { msg, mut result }) => {
+                        result.insert("failed".into(), json!(true));
+                        result.insert("msg".into(), json!(msg));
+                        (result, false, false, vec![])
+                    }
+                };
             if skipped {
-                return ItemOutcome { result, status: HostStatus::Skipped, diffs };
+                return ItemOutcome {
+                    result,
+                    status: HostStatus::Skipped,
+                    diffs,
+                };
             }
-            let mut failed = result.get("failed").and_then(Value::as_bool).unwrap_or(false);
-            let mut changed = result.get("changed").and_then(Value::as_bool).unwrap_or(changed);
+            let mut failed = result
+                .get("failed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut changed = result
+                .get("changed")
+                .and_then(Value::as_bool)
+                .unwrap_or(changed);
             result.insert("changed".into(), json!(changed));
             // changed_when / failed_when / until see the result under the registered name.
-            let needs_eval = !task.changed_when.is_empty() || !task.failed_when.is_empty() || task.until.is_some();
+            let needs_eval = !task.changed_when.is_empty()
+                || !task.failed_when.is_empty()
+                || task.until.is_some();
             if needs_eval {
                 let mut v2 = vars.clone();
                 if let Some(reg) = &task.register {
@@ -482,7 +648,9 @@ impl Runner {
                             result.insert("failed_when_result".into(), json!(b));
                             if b {
                                 result.insert("failed".into(), json!(true));
-                                result.entry("msg").or_insert(json!("failed_when condition was met"));
+                                result
+                                    .entry("msg")
+                                    .or_insert(json!("failed_when condition was met"));
                             } else {
                                 result.remove("failed");
                             }
@@ -516,7 +684,11 @@ impl Runner {
             } else {
                 HostStatus::Ok
             };
-            return ItemOutcome { result, status, diffs };
+            return ItemOutcome {
+                result,
+                status,
+                diffs,
+            };
         }
     }
 
@@ -528,7 +700,11 @@ impl Runner {
         args: &Args,
     ) -> Result<(Map<String, Value>, bool, bool, Vec<crate::modules::Diff>), ModuleError> {
         let plan: Plan = module.plan(env, args).await?;
-        let diffs = if env.diff_mode { plan.diffs.clone() } else { vec![] };
+        let diffs = if env.diff_mode {
+            plan.diffs.clone()
+        } else {
+            vec![]
+        };
         if env.check_mode {
             if plan.changed {
                 if let Some(msg) = &plan.skip_in_check {
@@ -549,7 +725,10 @@ impl Runner {
             return Ok((r, false, false, diffs));
         }
         let result = module.apply(env, args, plan).await?;
-        let changed = result.get("changed").and_then(Value::as_bool).unwrap_or(true);
+        let changed = result
+            .get("changed")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         Ok((result, changed, false, diffs))
     }
 
@@ -566,10 +745,9 @@ impl Runner {
         let render_var = |name: &str| -> Result<Option<String>, EnvError> {
             match vars.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => templar
-                    .render_str(s, ctx)
-                    .map(Some)
-                    .map_err(|e| EnvError::Failed(format!("cannot template {name}: {}", e.message))),
+                Some(Value::String(s)) => templar.render_str(s, ctx).map(Some).map_err(|e| {
+                    EnvError::Failed(format!("cannot template {name}: {}", e.message))
+                }),
                 Some(other) => Ok(Some(match other {
                     Value::Bool(b) => b.to_string(),
                     v => v.to_string(),
@@ -588,21 +766,37 @@ impl Runner {
                     v.insert("ansible_connection".into(), json!("local"));
                     (d.to_string(), v)
                 } else {
-                    return Err(EnvError::Failed(format!("delegate_to: '{d}' is not in the inventory")));
+                    return Err(EnvError::Failed(format!(
+                        "delegate_to: '{d}' is not in the inventory"
+                    )));
                 }
             }
             _ => {
                 let mut v = Map::new();
                 for key in [
-                    "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port", "ansible_user",
-                    "ansible_ssh_user", "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_ssh_private_key_file",
-                    "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_extra_args",
+                    "ansible_connection",
+                    "ansible_host",
+                    "ansible_ssh_host",
+                    "ansible_port",
+                    "ansible_ssh_port",
+                    "ansible_user",
+                    "ansible_ssh_user",
+                    "ansible_password",
+                    "ansible_ssh_pass",
+                    "ansible_ssh_password",
+                    "ansible_ssh_private_key_file",
+                    "ansible_private_key_file",
+                    "ansible_ssh_common_args",
+                    "ansible_ssh_extra_args",
                 ] {
                     if let Some(value) = render_var(key)? {
                         v.insert(key.into(), json!(value));
                     }
                 }
-                if host == "localhost" && !v.contains_key("ansible_connection") && self.sources.inventory.host("localhost").is_none() {
+                if host == "localhost"
+                    && !v.contains_key("ansible_connection")
+                    && self.sources.inventory.host("localhost").is_none()
+                {
                     v.insert("ansible_connection".into(), json!("local"));
                 }
                 (host.to_string(), v)
@@ -614,12 +808,28 @@ impl Runner {
             }
         }
         let remote_user = task.common.remote_user.clone();
-        let target = target_for(&conn_host, &conn_vars, remote_user.as_deref(), &self.opts.connect).map_err(EnvError::Failed)?;
+        let target = target_for(
+            &conn_host,
+            &conn_vars,
+            remote_user.as_deref(),
+            &self.opts.connect,
+        )
+        .map_err(EnvError::Failed)?;
         let key = match &target {
             Target::Local => "local".to_string(),
-            Target::Ssh(o) => format!("{}|{}|{}|{}", conn_host, o.host.clone().unwrap_or_default(), o.port.unwrap_or(0), o.user.clone().unwrap_or_default()),
+            Target::Ssh(o) => format!(
+                "{}|{}|{}|{}",
+                conn_host,
+                o.host.clone().unwrap_or_default(),
+                o.port.unwrap_or(0),
+                o.user.clone().unwrap_or_default()
+            ),
         };
-        let transport: Arc<dyn Transport> = self.pool.get(&key, target).await.map_err(|e| EnvError::Unreachable(e.to_string()))?;
+        let transport: Arc<dyn Transport> = self
+            .pool
+            .get(&key, target)
+            .await
+            .map_err(|e| EnvError::Unreachable(e.to_string()))?;
 
         // Become: connection variables win over keywords, as in Ansible.
         let become_on = match render_var("ansible_become")? {
@@ -627,8 +837,12 @@ impl Runner {
             None => task.common.become_enabled.unwrap_or(false),
         };
         let become_spec = if become_on {
-            let user = render_var("ansible_become_user")?.or_else(|| task.common.become_user.clone()).unwrap_or_else(|| "root".into());
-            let method = render_var("ansible_become_method")?.or_else(|| task.common.become_method.clone()).unwrap_or_else(|| "sudo".into());
+            let user = render_var("ansible_become_user")?
+                .or_else(|| task.common.become_user.clone())
+                .unwrap_or_else(|| "root".into());
+            let method = render_var("ansible_become_method")?
+                .or_else(|| task.common.become_method.clone())
+                .unwrap_or_else(|| "sudo".into());
             let password = render_var("ansible_become_password")?
                 .or(render_var("ansible_become_pass")?)
                 .or_else(|| self.opts.become_password.clone());
@@ -638,9 +852,18 @@ impl Runner {
             let method = match method.as_str() {
                 "sudo" => BecomeMethod::Sudo,
                 "su" => BecomeMethod::Su,
-                other => return Err(EnvError::Failed(format!("become_method '{other}' is not supported (use sudo or su)"))),
+                other => {
+                    return Err(EnvError::Failed(format!(
+                        "become_method '{other}' is not supported (use sudo or su)"
+                    )))
+                }
             };
-            Some(BecomeSpec { method, user, password, flags: task.common.become_flags.clone() })
+            Some(BecomeSpec {
+                method,
+                user,
+                password,
+                flags: task.common.become_flags.clone(),
+            })
         } else {
             None
         };
@@ -660,19 +883,38 @@ impl Runner {
                 }
                 Ok(Value::Null) => {}
                 Ok(_) => return Err(EnvError::Failed("environment must be a mapping".into())),
-                Err(e) => return Err(EnvError::Failed(format!("cannot template environment: {}", e.message))),
+                Err(e) => {
+                    return Err(EnvError::Failed(format!(
+                        "cannot template environment: {}",
+                        e.message
+                    )))
+                }
             }
         }
         let check_mode = match &task.common.check_mode {
-            Some(v) => templar.render_value(v, ctx).map(|v| is_truthy(&v)).unwrap_or(self.opts.check),
+            Some(v) => templar
+                .render_value(v, ctx)
+                .map(|v| is_truthy(&v))
+                .unwrap_or(self.opts.check),
             None => self.opts.check,
         };
         let diff_mode = match &task.common.diff {
-            Some(v) => templar.render_value(v, ctx).map(|v| is_truthy(&v)).unwrap_or(self.opts.diff),
+            Some(v) => templar
+                .render_value(v, ctx)
+                .map(|v| is_truthy(&v))
+                .unwrap_or(self.opts.diff),
             None => self.opts.diff,
         };
-        let timeout = task.common.timeout.map(Duration::from_secs).unwrap_or(self.opts.command_timeout);
-        let task_dir = task.file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let timeout = task
+            .common
+            .timeout
+            .map(Duration::from_secs)
+            .unwrap_or(self.opts.command_timeout);
+        let task_dir = task
+            .file
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         let mut search_dirs = vec![task_dir];
         if !search_dirs.contains(&self.playbook.dir) {
             search_dirs.push(self.playbook.dir.clone());
@@ -687,7 +929,6 @@ impl Runner {
             check_mode,
             diff_mode,
             search_dirs,
-            hostname: host.to_string(),
             timeout,
         })
     }
@@ -696,7 +937,14 @@ impl Runner {
         let Some(state) = self.host(host) else { return };
         let vars = {
             let s = lock(&state);
-            vars::task_level(&self.sources, host, &s, &run.vars, &run.play.defaults.vars, None)
+            vars::task_level(
+                &self.sources,
+                host,
+                &s,
+                &run.vars,
+                &run.play.defaults.vars,
+                None,
+            )
         };
         let ctx = self.context(run, vars.clone());
         let pseudo = Task {
@@ -779,7 +1027,14 @@ impl Runner {
     }
 
     /// `include_tasks`: resolved per host, hosts that include the same file (and item) run it together.
-    pub(super) async fn run_include(&self, run: &PlayRun<'_>, include: &Arc<Include>, hosts: &[String], scope: &Scope, rescuable: bool) {
+    pub(super) async fn run_include(
+        &self,
+        run: &PlayRun<'_>,
+        include: &Arc<Include>,
+        hosts: &[String],
+        scope: &Scope,
+        rescuable: bool,
+    ) {
         let templar = &self.sources.templar;
         // (file, item index) → hosts and their scope vars, in first-seen order.
         let mut groups: Vec<((String, usize), Vec<String>, Scope)> = Vec::new();
@@ -790,7 +1045,14 @@ impl Runner {
             let Some(state) = self.host(h) else { continue };
             let vars = {
                 let s = lock(&state);
-                vars::task_level(&self.sources, h, &s, &run.vars, &include.common.vars, scope.get(h).map(|a| a.as_ref()))
+                vars::task_level(
+                    &self.sources,
+                    h,
+                    &s,
+                    &run.vars,
+                    &include.common.vars,
+                    scope.get(h).map(|a| a.as_ref()),
+                )
             };
             let ctx = self.context(run, vars.clone());
             let mut skip = false;
@@ -809,7 +1071,11 @@ impl Runner {
             }
             let items: Vec<Option<Value>> = match &include.loop_items {
                 None => vec![None],
-                Some(raw) => match templar.render_value(raw, &ctx).map_err(|e| e.message).and_then(|v| loop_list(v, include.loop_control.kind)) {
+                Some(raw) => match templar
+                    .render_value(raw, &ctx)
+                    .map_err(|e| e.message)
+                    .and_then(|v| loop_list(v, include.loop_control.kind))
+                {
                     Ok(list) => list.into_iter().map(Some).collect(),
                     Err(msg) => {
                         self.include_failure(h, include, &msg);
@@ -829,13 +1095,14 @@ impl Runner {
                         item_ctx_vars.insert(iv.clone(), json!(index));
                     }
                 }
-                let file = match templar.render_str(&include.file, &self.context(run, item_ctx_vars)) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.include_failure(h, include, &e.message);
-                        break;
-                    }
-                };
+                let file =
+                    match templar.render_str(&include.file, &self.context(run, item_ctx_vars)) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            self.include_failure(h, include, &e.message);
+                            break;
+                        }
+                    };
                 let key = (file, index);
                 match groups.iter_mut().find(|(k, _, _)| *k == key) {
                     Some((_, hs, sc)) => {
@@ -851,14 +1118,21 @@ impl Runner {
             }
         }
         for ((file, _), group_hosts, group_scope) in groups {
-            let items = match (&include.preloaded, crate::template::Templar::is_template(&include.file)) {
+            let items = match (
+                &include.preloaded,
+                crate::template::Templar::is_template(&include.file),
+            ) {
                 (Some(pre), false) => pre.clone(),
                 _ => {
                     let path = [include.base_dir.join(&file), self.playbook.dir.join(&file)]
                         .into_iter()
                         .find(|p| p.exists())
                         .unwrap_or_else(|| include.base_dir.join(&file));
-                    match crate::playbook::load_tasks_file(&path, &self.playbook.dir, &Default::default()) {
+                    match crate::playbook::load_tasks_file(
+                        &path,
+                        &self.playbook.dir,
+                        &Default::default(),
+                    ) {
                         Ok(items) => Arc::new(items),
                         Err(d) => {
                             for h in &group_hosts {
@@ -871,12 +1145,16 @@ impl Runner {
             };
             // The include's own keywords (when was evaluated above; tags/become/… apply to its tasks).
             let items = Arc::new(apply_inherited(&items, &include.common));
-            self.run_items(run, &items, group_hosts, &group_scope, rescuable).await;
+            self.run_items(run, &items, group_hosts, &group_scope, rescuable)
+                .await;
         }
     }
 
     fn include_failure(&self, host: &str, include: &Include, msg: &str) {
-        let task_name = include.name.clone().unwrap_or_else(|| format!("include_tasks {}", include.file));
+        let task_name = include
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("include_tasks {}", include.file));
         if let Some(state) = self.host(host) {
             lock(&state).failed = true;
         }
@@ -901,7 +1179,10 @@ enum EnvError {
 
 /// Folds an include's keywords into the tasks it loads (tags, become, environment, …; not `when`,
 /// which was evaluated once for the include itself, nor vars, which travel in the scope).
-fn apply_inherited(items: &[crate::playbook::TaskItem], parent: &crate::playbook::Inherited) -> Vec<crate::playbook::TaskItem> {
+fn apply_inherited(
+    items: &[crate::playbook::TaskItem],
+    parent: &crate::playbook::Inherited,
+) -> Vec<crate::playbook::TaskItem> {
     use crate::playbook::TaskItem;
     items
         .iter()
@@ -956,22 +1237,55 @@ fn merge_inherited(into: &mut crate::playbook::Inherited, child: &crate::playboo
     macro_rules! over {
         ($($f:ident),*) => { $( if child.$f.is_some() { into.$f = child.$f.clone(); } )* };
     }
-    over!(become_enabled, become_user, become_method, become_flags, remote_user, no_log, ignore_errors, ignore_unreachable,
-          run_once, check_mode, diff, delegate_to, any_errors_fatal, connection, timeout);
+    over!(
+        become_enabled,
+        become_user,
+        become_method,
+        become_flags,
+        remote_user,
+        no_log,
+        ignore_errors,
+        ignore_unreachable,
+        run_once,
+        check_mode,
+        diff,
+        delegate_to,
+        any_errors_fatal,
+        connection,
+        timeout
+    );
 }
 
-fn all_true(templar: &crate::template::Templar, conds: &[crate::playbook::Condition], ctx: &minijinja::Value) -> Result<bool, String> {
+fn all_true(
+    templar: &crate::template::Templar,
+    conds: &[crate::playbook::Condition],
+    ctx: &minijinja::Value,
+) -> Result<bool, String> {
     for c in conds {
-        if !templar.eval_bool(&c.expr, ctx).map_err(|e| format!("The conditional check '{}' failed. The error was: {}", c.expr, e.message))? {
+        if !templar.eval_bool(&c.expr, ctx).map_err(|e| {
+            format!(
+                "The conditional check '{}' failed. The error was: {}",
+                c.expr, e.message
+            )
+        })? {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-fn any_true(templar: &crate::template::Templar, conds: &[crate::playbook::Condition], ctx: &minijinja::Value) -> Result<bool, String> {
+fn any_true(
+    templar: &crate::template::Templar,
+    conds: &[crate::playbook::Condition],
+    ctx: &minijinja::Value,
+) -> Result<bool, String> {
     for c in conds {
-        if templar.eval_bool(&c.expr, ctx).map_err(|e| format!("The conditional check '{}' failed. The error was: {}", c.expr, e.message))? {
+        if templar.eval_bool(&c.expr, ctx).map_err(|e| {
+            format!(
+                "The conditional check '{}' failed. The error was: {}",
+                c.expr, e.message
+            )
+        })? {
             return Ok(true);
         }
     }
@@ -1011,7 +1325,10 @@ fn loop_list(value: Value, kind: LoopKind) -> Result<Vec<Value>, String> {
 fn censored(result: &Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("censored".into(), json!(NO_LOG_MSG));
-    m.insert("changed".into(), result.get("changed").cloned().unwrap_or(json!(false)));
+    m.insert(
+        "changed".into(),
+        result.get("changed").cloned().unwrap_or(json!(false)),
+    );
     if let Some(f) = result.get("failed") {
         m.insert("failed".into(), f.clone());
     }
@@ -1025,10 +1342,16 @@ pub fn python_repr(v: &Value) -> String {
         Value::Bool(b) => if *b { "True" } else { "False" }.into(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => format!("[{}]", a.iter().map(quoted_repr).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(quoted_repr).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(o) => format!(
             "{{{}}}",
-            o.iter().map(|(k, v)| format!("'{}': {}", k, quoted_repr(v))).collect::<Vec<_>>().join(", ")
+            o.iter()
+                .map(|(k, v)| format!("'{}': {}", k, quoted_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

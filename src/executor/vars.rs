@@ -57,7 +57,11 @@ fn add_facts(vars: &mut Map<String, Value>, facts: &Map<String, Value>) {
         return;
     }
     for (k, v) in facts {
-        let name = if k.starts_with("ansible_") { k.clone() } else { format!("ansible_{k}") };
+        let name = if k.starts_with("ansible_") {
+            k.clone()
+        } else {
+            format!("ansible_{k}")
+        };
         vars.insert(name, v.clone());
     }
     vars.insert("ansible_facts".into(), Value::Object(facts.clone()));
@@ -80,12 +84,22 @@ pub fn task_level(
     }
     vars.extend(task_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     vars.extend(state.host_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-    vars.extend(sources.extra_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars.extend(
+        sources
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     add_magic(&mut vars, sources, host, Some(play));
     vars
 }
 
-pub fn add_magic(vars: &mut Map<String, Value>, sources: &VarSources, host: &str, play: Option<&PlayVars>) {
+pub fn add_magic(
+    vars: &mut Map<String, Value>,
+    sources: &VarSources,
+    host: &str,
+    play: Option<&PlayVars>,
+) {
     vars.insert("inventory_hostname".into(), Value::String(host.to_string()));
     vars.insert(
         "inventory_hostname_short".into(),
@@ -93,22 +107,51 @@ pub fn add_magic(vars: &mut Map<String, Value>, sources: &VarSources, host: &str
     );
     vars.insert(
         "group_names".into(),
-        Value::Array(sources.inventory.group_names(host).into_iter().map(Value::String).collect()),
+        Value::Array(
+            sources
+                .inventory
+                .group_names(host)
+                .into_iter()
+                .map(Value::String)
+                .collect(),
+        ),
     );
-    vars.insert("playbook_dir".into(), Value::String(sources.playbook_dir.clone()));
+    vars.insert(
+        "playbook_dir".into(),
+        Value::String(sources.playbook_dir.clone()),
+    );
     vars.insert("ansible_check_mode".into(), Value::Bool(sources.check_mode));
     vars.insert("ansible_diff_mode".into(), Value::Bool(sources.diff_mode));
-    vars.insert("ansible_run_tags".into(), Value::from(if sources.run_tags.is_empty() { vec!["all".to_string()] } else { sources.run_tags.clone() }));
-    vars.insert("ansible_skip_tags".into(), Value::from(sources.skip_tags.clone()));
+    vars.insert(
+        "ansible_run_tags".into(),
+        Value::from(if sources.run_tags.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            sources.run_tags.clone()
+        }),
+    );
+    vars.insert(
+        "ansible_skip_tags".into(),
+        Value::from(sources.skip_tags.clone()),
+    );
     vars.insert("omit".into(), Value::String(OMIT.into()));
     vars.insert(
         "ansible_version".into(),
         serde_json::json!({"full": "2.17.0", "major": 2, "minor": 17, "revision": 0, "string": "2.17.0 (orch)"}),
     );
     if let Some(p) = play {
-        vars.insert("ansible_play_hosts_all".into(), Value::from(p.play_hosts_all.clone()));
-        vars.insert("ansible_play_batch".into(), Value::from(p.play_batch.clone()));
-        vars.insert("ansible_play_name".into(), Value::String(p.play_name.clone()));
+        vars.insert(
+            "ansible_play_hosts_all".into(),
+            Value::from(p.play_hosts_all.clone()),
+        );
+        vars.insert(
+            "ansible_play_batch".into(),
+            Value::from(p.play_batch.clone()),
+        );
+        vars.insert(
+            "ansible_play_name".into(),
+            Value::String(p.play_name.clone()),
+        );
     }
 }
 
@@ -116,9 +159,18 @@ pub fn add_magic(vars: &mut Map<String, Value>, sources: &VarSources, host: &str
 pub fn strip_omitted(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.into_iter().filter(|(_, v)| v.as_str() != Some(OMIT)).map(|(k, v)| (k, strip_omitted(v))).collect(),
+            map.into_iter()
+                .filter(|(_, v)| v.as_str() != Some(OMIT))
+                .map(|(k, v)| (k, strip_omitted(v)))
+                .collect(),
         ),
-        Value::Array(items) => Value::Array(items.into_iter().filter(|v| v.as_str() != Some(OMIT)).map(strip_omitted).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .filter(|v| v.as_str() != Some(OMIT))
+                .map(strip_omitted)
+                .collect(),
+        ),
         other => other,
     }
 }

@@ -56,13 +56,6 @@ impl Args {
         }
     }
 
-    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ModuleError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(v) => to_bool(v).map(Some).ok_or_else(|| self.type_error(name, "bool", v)),
-        }
-    }
-
     pub fn int(&self, name: &str) -> Result<Option<i64>, ModuleError> {
         match self.value(name) {
             None => Ok(None),
@@ -71,7 +64,11 @@ impl Args {
                 .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
                 .map(Some)
                 .ok_or_else(|| self.type_error(name, "int", &Value::Number(n.clone()))),
-            Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| self.type_error(name, "int", &Value::String(s.clone()))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| self.type_error(name, "int", &Value::String(s.clone()))),
             Some(other) => Err(self.type_error(name, "int", other)),
         }
     }
@@ -80,7 +77,11 @@ impl Args {
         match self.value(name) {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| self.type_error(name, "float", &Value::String(s.clone()))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| self.type_error(name, "float", &Value::String(s.clone()))),
             Some(other) => Err(self.type_error(name, "float", other)),
         }
     }
@@ -99,14 +100,24 @@ impl Args {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(Value::String(s)) => Ok(Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())),
+            Some(Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+            )),
             Some(Value::Number(n)) => Ok(Some(vec![n.to_string()])),
             Some(other) => Err(self.type_error(name, "list", other)),
         }
     }
 
     /// A string restricted to `choices`, with a default.
-    pub fn choice(&self, name: &str, choices: &[&str], default: &str) -> Result<String, ModuleError> {
+    pub fn choice(
+        &self,
+        name: &str,
+        choices: &[&str],
+        default: &str,
+    ) -> Result<String, ModuleError> {
         let value = self.str(name)?.unwrap_or_else(|| default.to_string());
         if choices.contains(&value.as_str()) {
             Ok(value)
@@ -130,12 +141,15 @@ impl Args {
             Some(Value::String(s)) => {
                 let s = s.trim();
                 if s.bytes().all(|b| (b'0'..=b'7').contains(&b)) && !s.is_empty() && s.len() <= 5 {
-                    let i = i64::from_str_radix(s, 8).map_err(|_| ModuleError::msg(format!("bad mode {s}")))?;
+                    let i = i64::from_str_radix(s, 8)
+                        .map_err(|_| ModuleError::msg(format!("bad mode {s}")))?;
                     Ok(Some(format!("{i:04o}")))
                 } else if s.chars().all(|c| "ugoa+-=rwxXstl,".contains(c)) && !s.is_empty() {
                     Ok(Some(s.to_string()))
                 } else {
-                    Err(ModuleError::msg(format!("mode must be in octal or symbolic form, got: {s}")))
+                    Err(ModuleError::msg(format!(
+                        "mode must be in octal or symbolic form, got: {s}"
+                    )))
                 }
             }
             Some(other) => Err(self.type_error(name, "mode", other)),
@@ -147,8 +161,8 @@ pub fn to_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Some(true),
-            Some(f) if f == 0.0 => Some(false),
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
             _ => None,
         },
         Value::String(s) => match s.to_ascii_lowercase().as_str() {

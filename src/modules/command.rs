@@ -29,9 +29,21 @@ const COMMON_ARGS: &[Arg] = &[
     Arg::opt("warn"),
 ];
 
-static COMMAND_SPEC: ArgSpec = ArgSpec { args: COMMON_ARGS, free_form: Some("cmd"), any_keys: false };
-static SHELL_SPEC: ArgSpec = ArgSpec { args: COMMON_ARGS, free_form: Some("cmd"), any_keys: false };
-static RAW_SPEC: ArgSpec = ArgSpec { args: &[Arg::opt("cmd"), Arg::opt("executable")], free_form: Some("cmd"), any_keys: false };
+static COMMAND_SPEC: ArgSpec = ArgSpec {
+    args: COMMON_ARGS,
+    free_form: Some("cmd"),
+    any_keys: false,
+};
+static SHELL_SPEC: ArgSpec = ArgSpec {
+    args: COMMON_ARGS,
+    free_form: Some("cmd"),
+    any_keys: false,
+};
+static RAW_SPEC: ArgSpec = ArgSpec {
+    args: &[Arg::opt("cmd"), Arg::opt("executable")],
+    free_form: Some("cmd"),
+    any_keys: false,
+};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -53,8 +65,14 @@ fn command_script(kind: Kind, args: &Args) -> Result<String, ModuleError> {
                     })
                     .collect(),
                 _ => {
-                    let cmd = args.req_str("cmd").map_err(|_| ModuleError::msg("no command given"))?;
-                    shlex::split(&cmd).ok_or_else(|| ModuleError::msg(format!("cannot split the command line (unbalanced quotes?): {cmd}")))?
+                    let cmd = args
+                        .req_str("cmd")
+                        .map_err(|_| ModuleError::msg("no command given"))?;
+                    shlex::split(&cmd).ok_or_else(|| {
+                        ModuleError::msg(format!(
+                            "cannot split the command line (unbalanced quotes?): {cmd}"
+                        ))
+                    })?
                 }
             };
             if words.is_empty() {
@@ -82,7 +100,13 @@ fn display_cmd(kind: Kind, args: &Args) -> Value {
         (Kind::Command, Some(argv)) => argv.clone(),
         (Kind::Command, None) => {
             let cmd = args.str("cmd").ok().flatten().unwrap_or_default();
-            Value::Array(shlex::split(&cmd).unwrap_or_default().into_iter().map(Value::String).collect())
+            Value::Array(
+                shlex::split(&cmd)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            )
         }
         _ => Value::String(args.str("cmd").ok().flatten().unwrap_or_default()),
     }
@@ -97,25 +121,43 @@ async fn plan(kind: Kind, env: &dyn TaskEnv, args: &Args) -> Result<Plan, Module
         // One round trip answers all three probes.
         let mut probe = String::new();
         if let Some(path) = &creates {
-            probe.push_str(&format!("if [ -e {} ]; then echo creates; exit 0; fi\n", glob_path(path)));
+            probe.push_str(&format!(
+                "if [ -e {} ]; then echo creates; exit 0; fi\n",
+                glob_path(path)
+            ));
         }
         if let Some(path) = &removes {
-            probe.push_str(&format!("if ! [ -e {} ]; then echo removes; exit 0; fi\n", glob_path(path)));
+            probe.push_str(&format!(
+                "if ! [ -e {} ]; then echo removes; exit 0; fi\n",
+                glob_path(path)
+            ));
         }
         if let Some(cmd) = &unless {
             let chdir = match args.str("chdir")? {
                 Some(d) => format!("cd {} 2>/dev/null && ", quote(&d)),
                 None => String::new(),
             };
-            probe.push_str(&format!("if ( {chdir}{cmd} ) >/dev/null 2>&1 </dev/null; then echo unless; exit 0; fi\n"));
+            probe.push_str(&format!(
+                "if ( {chdir}{cmd} ) >/dev/null 2>&1 </dev/null; then echo unless; exit 0; fi\n"
+            ));
         }
         probe.push_str("echo run\n");
         let out = env.run(&probe, None).await?;
         let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let verb = if env.check_mode() { "Would not run" } else { "Did not run" };
+        let verb = if env.check_mode() {
+            "Would not run"
+        } else {
+            "Did not run"
+        };
         let skipped = match answer.as_str() {
-            "creates" => Some(format!("{verb} command since '{}' exists", creates.unwrap_or_default())),
-            "removes" => Some(format!("{verb} command since '{}' does not exist", removes.unwrap_or_default())),
+            "creates" => Some(format!(
+                "{verb} command since '{}' exists",
+                creates.unwrap_or_default()
+            )),
+            "removes" => Some(format!(
+                "{verb} command since '{}' does not exist",
+                removes.unwrap_or_default()
+            )),
             "unless" => Some(format!("{verb} command since the unless probe succeeded")),
             "run" => None,
             _ => {
@@ -129,8 +171,14 @@ async fn plan(kind: Kind, env: &dyn TaskEnv, args: &Args) -> Result<Plan, Module
             let mut result = Map::new();
             result.insert("cmd".into(), display_cmd(kind, args));
             result.insert("rc".into(), json!(0));
-            result.insert("stdout".into(), json!(format!("skipped, {}", msg.to_lowercase())));
-            result.insert("stdout_lines".into(), json!([format!("skipped, {}", msg.to_lowercase())]));
+            result.insert(
+                "stdout".into(),
+                json!(format!("skipped, {}", msg.to_lowercase())),
+            );
+            result.insert(
+                "stdout_lines".into(),
+                json!([format!("skipped, {}", msg.to_lowercase())]),
+            );
             result.insert("stderr".into(), json!(""));
             result.insert("stderr_lines".into(), json!([]));
             result.insert("msg".into(), json!(msg));
@@ -149,7 +197,13 @@ fn glob_path(path: &str) -> String {
     if path.contains(['*', '?', '[']) {
         let escaped: String = path
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "*?[]/._-".contains(c) { c.to_string() } else { format!("\\{c}") })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "*?[]/._-".contains(c) {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
             .collect();
         escaped
     } else {
@@ -157,7 +211,11 @@ fn glob_path(path: &str) -> String {
     }
 }
 
-async fn apply(kind: Kind, env: &dyn TaskEnv, args: &Args) -> Result<Map<String, Value>, ModuleError> {
+async fn apply(
+    kind: Kind,
+    env: &dyn TaskEnv,
+    args: &Args,
+) -> Result<Map<String, Value>, ModuleError> {
     let script = command_script(kind, args)?;
     let stdin = match args.str("stdin")? {
         Some(mut s) => {
@@ -185,8 +243,14 @@ async fn apply(kind: Kind, env: &dyn TaskEnv, args: &Args) -> Result<Map<String,
     result.insert("start".into(), json!(start_wall));
     result.insert("end".into(), json!(now_string()));
     result.insert("delta".into(), json!(format_delta(delta)));
-    result.insert("stdout_lines".into(), json!(stdout.lines().collect::<Vec<_>>()));
-    result.insert("stderr_lines".into(), json!(stderr.lines().collect::<Vec<_>>()));
+    result.insert(
+        "stdout_lines".into(),
+        json!(stdout.lines().collect::<Vec<_>>()),
+    );
+    result.insert(
+        "stderr_lines".into(),
+        json!(stderr.lines().collect::<Vec<_>>()),
+    );
     result.insert("stdout".into(), json!(stdout));
     result.insert("stderr".into(), json!(stderr));
     if out.rc != 0 {
@@ -200,7 +264,9 @@ async fn apply(kind: Kind, env: &dyn TaskEnv, args: &Args) -> Result<Map<String,
 
 /// `2026-11-28 15:10:55.640791` (UTC), the shape of Ansible's start/end fields.
 fn now_string() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -224,7 +290,13 @@ fn now_string() -> String {
 
 fn format_delta(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    format!("{}:{:02}:{:02}.{:06}", secs / 3600, (secs / 60) % 60, secs % 60, d.subsec_micros())
+    format!(
+        "{}:{:02}:{:02}.{:06}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        d.subsec_micros()
+    )
 }
 
 macro_rules! command_module {
@@ -240,7 +312,12 @@ macro_rules! command_module {
             async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
                 plan($kind, env, args).await
             }
-            async fn apply(&self, env: &dyn TaskEnv, args: &Args, _plan: Plan) -> Result<Map<String, Value>, ModuleError> {
+            async fn apply(
+                &self,
+                env: &dyn TaskEnv,
+                args: &Args,
+                _plan: Plan,
+            ) -> Result<Map<String, Value>, ModuleError> {
                 apply($kind, env, args).await
             }
         }
@@ -265,13 +342,22 @@ mod tests {
     #[test]
     fn command_quotes_each_word_and_shell_does_not() {
         let a = args(json!({"cmd": "echo 'a b' $HOME"}));
-        assert_eq!(command_script(Kind::Command, &a).expect("script"), "echo 'a b' '$HOME'");
-        assert_eq!(command_script(Kind::Shell, &a).expect("script"), "echo 'a b' $HOME");
+        assert_eq!(
+            command_script(Kind::Command, &a).expect("script"),
+            "echo 'a b' '$HOME'"
+        );
+        assert_eq!(
+            command_script(Kind::Shell, &a).expect("script"),
+            "echo 'a b' $HOME"
+        );
     }
 
     #[test]
     fn chdir_and_argv() {
         let a = args(json!({"argv": ["ls", "-l", "my dir"], "chdir": "/tmp"}));
-        assert_eq!(command_script(Kind::Command, &a).expect("script"), "cd /tmp || exit 1\nls -l 'my dir'");
+        assert_eq!(
+            command_script(Kind::Command, &a).expect("script"),
+            "cd /tmp || exit 1\nls -l 'my dir'"
+        );
     }
 }

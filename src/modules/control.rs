@@ -11,9 +11,17 @@ pub struct Assert;
 pub struct Fail;
 pub struct Pause;
 
-static SET_FACT_SPEC: ArgSpec = ArgSpec { args: &[], free_form: None, any_keys: true };
+static SET_FACT_SPEC: ArgSpec = ArgSpec {
+    args: &[],
+    free_form: None,
+    any_keys: true,
+};
 static DEBUG_SPEC: ArgSpec = ArgSpec {
-    args: &[Arg::opt("msg"), Arg::opt("var").raw(), Arg::opt("verbosity")],
+    args: &[
+        Arg::opt("msg"),
+        Arg::opt("var").raw(),
+        Arg::opt("verbosity"),
+    ],
     free_form: None,
     any_keys: false,
 };
@@ -27,9 +35,18 @@ static ASSERT_SPEC: ArgSpec = ArgSpec {
     free_form: None,
     any_keys: false,
 };
-static FAIL_SPEC: ArgSpec = ArgSpec { args: &[Arg::opt("msg")], free_form: None, any_keys: false };
+static FAIL_SPEC: ArgSpec = ArgSpec {
+    args: &[Arg::opt("msg")],
+    free_form: None,
+    any_keys: false,
+};
 static PAUSE_SPEC: ArgSpec = ArgSpec {
-    args: &[Arg::opt("seconds"), Arg::opt("minutes"), Arg::opt("prompt"), Arg::opt("echo")],
+    args: &[
+        Arg::opt("seconds"),
+        Arg::opt("minutes"),
+        Arg::opt("prompt"),
+        Arg::opt("echo"),
+    ],
     free_form: None,
     any_keys: false,
 };
@@ -46,7 +63,9 @@ impl Module for SetFact {
         let mut facts = args.map.clone();
         facts.remove("cacheable");
         if facts.is_empty() {
-            return Err(ModuleError::msg("No key/value pairs provided, at least one is required for this action to succeed"));
+            return Err(ModuleError::msg(
+                "No key/value pairs provided, at least one is required for this action to succeed",
+            ));
         }
         let mut result = Map::new();
         result.insert("ansible_facts".into(), Value::Object(facts));
@@ -67,12 +86,17 @@ impl Module for Debug {
         if let Some(var) = args.str("var")? {
             let value = match env.eval_expr(&var) {
                 Ok(v) => v,
-                Err(e) if e.contains("undefined") => Value::String("VARIABLE IS NOT DEFINED!".into()),
+                Err(e) if e.contains("undefined") => {
+                    Value::String("VARIABLE IS NOT DEFINED!".into())
+                }
                 Err(e) => return Err(ModuleError::msg(e)),
             };
             result.insert(var, value);
         } else {
-            let msg = args.value("msg").cloned().unwrap_or_else(|| json!("Hello world!"));
+            let msg = args
+                .value("msg")
+                .cloned()
+                .unwrap_or_else(|| json!("Hello world!"));
             result.insert("msg".into(), msg);
         }
         Ok(Plan::unchanged(result))
@@ -105,7 +129,10 @@ impl Module for Assert {
             let value = env.eval_expr(condition).map_err(ModuleError::msg)?;
             let truthy = is_truthy(&value);
             if !truthy {
-                let msg = args.value("fail_msg").cloned().unwrap_or_else(|| json!("Assertion failed"));
+                let msg = args
+                    .value("fail_msg")
+                    .cloned()
+                    .unwrap_or_else(|| json!("Assertion failed"));
                 let mut result = Map::new();
                 result.insert("assertion".into(), json!(condition));
                 result.insert("evaluated_to".into(), json!(false));
@@ -115,7 +142,10 @@ impl Module for Assert {
         let mut result = Map::new();
         let quiet = args.bool("quiet", false)?;
         if !quiet {
-            let msg = args.value("success_msg").cloned().unwrap_or_else(|| json!("All assertions passed"));
+            let msg = args
+                .value("success_msg")
+                .cloned()
+                .unwrap_or_else(|| json!("All assertions passed"));
             result.insert("msg".into(), msg);
         }
         Ok(Plan::unchanged(result))
@@ -131,7 +161,10 @@ impl Module for Fail {
         &FAIL_SPEC
     }
     async fn plan(&self, _env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
-        let msg = args.value("msg").cloned().unwrap_or_else(|| json!("Failed as requested from task"));
+        let msg = args
+            .value("msg")
+            .cloned()
+            .unwrap_or_else(|| json!("Failed as requested from task"));
         Err(ModuleError::msg(value_text(&msg)))
     }
 }
@@ -145,9 +178,12 @@ impl Module for Pause {
         &PAUSE_SPEC
     }
     async fn plan(&self, _env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
-        let seconds = args.float("seconds")?.unwrap_or(0.0) + args.float("minutes")?.unwrap_or(0.0) * 60.0;
+        let seconds =
+            args.float("seconds")?.unwrap_or(0.0) + args.float("minutes")?.unwrap_or(0.0) * 60.0;
         if seconds <= 0.0 {
-            return Err(ModuleError::msg("pause needs seconds or minutes: orch runs unattended and does not prompt"));
+            return Err(ModuleError::msg(
+                "pause needs seconds or minutes: orch runs unattended and does not prompt",
+            ));
         }
         let started = std::time::Instant::now();
         tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
@@ -155,7 +191,10 @@ impl Module for Pause {
         result.insert("delta".into(), json!(started.elapsed().as_secs()));
         result.insert("echo".into(), json!(true));
         result.insert("user_input".into(), json!(""));
-        result.insert("stdout".into(), json!(format!("Paused for {} seconds", seconds)));
+        result.insert(
+            "stdout".into(),
+            json!(format!("Paused for {} seconds", seconds)),
+        );
         Ok(Plan::unchanged(result))
     }
 }

@@ -676,9 +676,6 @@ mod tests {
             fn diff_mode(&self) -> bool {
                 false
             }
-            fn inventory_hostname(&self) -> &str {
-                "spy"
-            }
         }
         let spy = Spy(LocalEnv::new(), Default::default());
         let dest = spy.0.path("secret");

@@ -49,7 +49,6 @@ pub trait TaskEnv: Send + Sync {
     fn eval_expr(&self, expr: &str) -> Result<Value, String>;
     fn check_mode(&self) -> bool;
     fn diff_mode(&self) -> bool;
-    fn inventory_hostname(&self) -> &str;
 }
 
 /// The argument names a module accepts, for static validation before any host is contacted.
@@ -72,10 +71,22 @@ pub struct Arg {
 
 impl Arg {
     pub const fn opt(name: &'static str) -> Arg {
-        Arg { name, aliases: &[], required: false, choices: &[], raw: false }
+        Arg {
+            name,
+            aliases: &[],
+            required: false,
+            choices: &[],
+            raw: false,
+        }
     }
     pub const fn req(name: &'static str) -> Arg {
-        Arg { name, aliases: &[], required: true, choices: &[], raw: false }
+        Arg {
+            name,
+            aliases: &[],
+            required: true,
+            choices: &[],
+            raw: false,
+        }
     }
     pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Arg {
         self.aliases = aliases;
@@ -115,23 +126,36 @@ pub struct Plan {
 
 impl Plan {
     pub fn unchanged(result: Map<String, Value>) -> Plan {
-        Plan { changed: false, result, ..Plan::default() }
+        Plan {
+            changed: false,
+            result,
+            ..Plan::default()
+        }
     }
 }
 
 /// A module failure (the task fails) or a lost connection (the host becomes unreachable).
 #[derive(Debug)]
 pub enum ModuleError {
-    Failed { msg: String, result: Map<String, Value> },
+    Failed {
+        msg: String,
+        result: Map<String, Value>,
+    },
     Transport(TransportError),
 }
 
 impl ModuleError {
     pub fn msg(msg: impl Into<String>) -> ModuleError {
-        ModuleError::Failed { msg: msg.into(), result: Map::new() }
+        ModuleError::Failed {
+            msg: msg.into(),
+            result: Map::new(),
+        }
     }
     pub fn with_result(msg: impl Into<String>, result: Map<String, Value>) -> ModuleError {
-        ModuleError::Failed { msg: msg.into(), result }
+        ModuleError::Failed {
+            msg: msg.into(),
+            result,
+        }
     }
 }
 
@@ -148,7 +172,12 @@ pub trait Module: Send + Sync {
     /// Read-only: what differs between the host and `args`. Must not change the host.
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError>;
     /// Makes the planned change; returns the result keys (`changed` is set by the executor).
-    async fn apply(&self, env: &dyn TaskEnv, args: &Args, plan: Plan) -> Result<Map<String, Value>, ModuleError> {
+    async fn apply(
+        &self,
+        env: &dyn TaskEnv,
+        args: &Args,
+        plan: Plan,
+    ) -> Result<Map<String, Value>, ModuleError> {
         let _ = (env, args);
         Ok(plan.result)
     }

@@ -14,19 +14,47 @@ use super::wait_for::WaitFor;
 use super::Module;
 
 static MODULES: &[&(dyn Module + 'static)] = &[
-    &Command, &Shell, &Raw, &SetFact, &Debug, &Assert, &Fail, &Pause, &Copy, &Template, &File, &LineInFile, &BlockInFile,
-    &Stat, &Slurp, &WaitFor, &Setup,
+    &Command,
+    &Shell,
+    &Raw,
+    &SetFact,
+    &Debug,
+    &Assert,
+    &Fail,
+    &Pause,
+    &Copy,
+    &Template,
+    &File,
+    &LineInFile,
+    &BlockInFile,
+    &Stat,
+    &Slurp,
+    &WaitFor,
+    &Setup,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
-const PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general.", "community.docker."];
+const PREFIXES: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "ansible.posix.",
+    "community.general.",
+    "community.docker.",
+];
 
 /// Other names a module answers to (`systemd` is `systemd_service`).
 const ALIASES: &[(&str, &str)] = &[("systemd", "systemd_service"), ("gather_facts", "setup")];
 
 pub fn find(name: &str) -> Option<&'static dyn Module> {
-    let short = PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
-    let short = ALIASES.iter().find(|(alias, _)| *alias == short).map(|(_, real)| *real).unwrap_or(short);
+    let short = PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    let short = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == short)
+        .map(|(_, real)| *real)
+        .unwrap_or(short);
     MODULES.iter().find(|m| m.name() == short).copied()
 }
 

@@ -92,7 +92,9 @@ impl TaskEnv for LocalEnv {
     }
 
     fn eval_expr(&self, expr: &str) -> Result<serde_json::Value, String> {
-        Err(format!("expressions are not evaluated by the test environment: {expr}"))
+        Err(format!(
+            "expressions are not evaluated by the test environment: {expr}"
+        ))
     }
 
     fn check_mode(&self) -> bool {
@@ -101,10 +103,6 @@ impl TaskEnv for LocalEnv {
 
     fn diff_mode(&self) -> bool {
         self.diff
-    }
-
-    fn inventory_hostname(&self) -> &str {
-        "localhost"
     }
 }
 

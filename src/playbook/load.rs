@@ -14,25 +14,96 @@ use crate::modules::registry;
 use crate::yaml::{self, Node, Yaml};
 
 const PLAY_KEYWORDS: &[&str] = &[
-    "name", "hosts", "vars", "vars_files", "become", "become_user", "become_method", "become_flags",
-    "gather_facts", "gather_subset", "gather_timeout", "pre_tasks", "tasks", "post_tasks", "handlers",
-    "serial", "max_fail_percentage", "any_errors_fatal", "strategy", "order", "environment", "tags",
-    "force_handlers", "remote_user", "connection", "no_log", "ignore_errors", "ignore_unreachable",
-    "check_mode", "diff", "run_once", "timeout", "collections", "module_defaults", "port", "vars_prompt",
-    "roles", "throttle", "debugger", "fact_path",
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "become",
+    "become_user",
+    "become_method",
+    "become_flags",
+    "gather_facts",
+    "gather_subset",
+    "gather_timeout",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "handlers",
+    "serial",
+    "max_fail_percentage",
+    "any_errors_fatal",
+    "strategy",
+    "order",
+    "environment",
+    "tags",
+    "force_handlers",
+    "remote_user",
+    "connection",
+    "no_log",
+    "ignore_errors",
+    "ignore_unreachable",
+    "check_mode",
+    "diff",
+    "run_once",
+    "timeout",
+    "collections",
+    "module_defaults",
+    "port",
+    "vars_prompt",
+    "roles",
+    "throttle",
+    "debugger",
+    "fact_path",
 ];
 
 const INHERITED_KEYWORDS: &[&str] = &[
-    "when", "tags", "vars", "environment", "become", "become_user", "become_method", "become_flags",
-    "remote_user", "no_log", "ignore_errors", "ignore_unreachable", "run_once", "check_mode", "diff",
-    "delegate_to", "any_errors_fatal", "connection", "timeout", "collections", "module_defaults",
-    "throttle", "debugger", "port",
+    "when",
+    "tags",
+    "vars",
+    "environment",
+    "become",
+    "become_user",
+    "become_method",
+    "become_flags",
+    "remote_user",
+    "no_log",
+    "ignore_errors",
+    "ignore_unreachable",
+    "run_once",
+    "check_mode",
+    "diff",
+    "delegate_to",
+    "any_errors_fatal",
+    "connection",
+    "timeout",
+    "collections",
+    "module_defaults",
+    "throttle",
+    "debugger",
+    "port",
 ];
 
 const TASK_ONLY_KEYWORDS: &[&str] = &[
-    "name", "loop", "loop_control", "with_items", "with_list", "with_dict", "register", "notify", "listen",
-    "changed_when", "failed_when", "until", "retries", "delay", "args", "action", "local_action",
-    "delegate_facts", "async", "poll",
+    "name",
+    "loop",
+    "loop_control",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "register",
+    "notify",
+    "listen",
+    "changed_when",
+    "failed_when",
+    "until",
+    "retries",
+    "delay",
+    "args",
+    "action",
+    "local_action",
+    "delegate_facts",
+    "async",
+    "poll",
 ];
 
 const BLOCK_KEYWORDS: &[&str] = &["name", "block", "rescue", "always"];
@@ -41,18 +112,38 @@ const BLOCK_KEYWORDS: &[&str] = &["name", "block", "rescue", "always"];
 pub fn load_playbook(path: &Path) -> Result<Playbook, Diagnostic> {
     let path = path.to_path_buf();
     if !path.exists() {
-        return Err(Diagnostic::parse(format!("the playbook: {} could not be found", path.display()), None));
+        return Err(Diagnostic::parse(
+            format!("the playbook: {} could not be found", path.display()),
+            None,
+        ));
     }
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let mut loader = Loader { playbook_dir: dir.clone(), import_stack: Vec::new() };
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let mut loader = Loader {
+        playbook_dir: dir.clone(),
+        import_stack: Vec::new(),
+    };
     let plays = loader.playbook_file(&path)?;
     Ok(Playbook { path, dir, plays })
 }
 
 /// Loads a tasks file at run time (`include_tasks` with a templated path).
-pub fn load_tasks_file(path: &Path, playbook_dir: &Path, inherited: &Inherited) -> Result<Vec<TaskItem>, Diagnostic> {
-    let mut loader = Loader { playbook_dir: playbook_dir.to_path_buf(), import_stack: Vec::new() };
+pub fn load_tasks_file(
+    path: &Path,
+    playbook_dir: &Path,
+    inherited: &Inherited,
+) -> Result<Vec<TaskItem>, Diagnostic> {
+    let mut loader = Loader {
+        playbook_dir: playbook_dir.to_path_buf(),
+        import_stack: Vec::new(),
+    };
     loader.tasks_file(path, inherited, false)
 }
 
@@ -67,11 +158,15 @@ fn err(msg: impl Into<String>, node: &Node) -> Diagnostic {
 }
 
 fn key_name(k: &Node) -> Result<String, Diagnostic> {
-    k.key_string().ok_or_else(|| err("a mapping key must be a plain value", k))
+    k.key_string()
+        .ok_or_else(|| err("a mapping key must be a plain value", k))
 }
 
 fn unknown_keyword(kind: &str, key: &str, node: &Node, known: &[&str]) -> Diagnostic {
-    let mut d = err(format!("'{key}' is not a valid attribute for a {kind}"), node);
+    let mut d = err(
+        format!("'{key}' is not a valid attribute for a {kind}"),
+        node,
+    );
     if let Some(s) = did_you_mean(key, known.iter().copied()) {
         d = d.with_hint(format!("did you mean '{s}'?"));
     }
@@ -82,23 +177,50 @@ impl Loader {
     fn playbook_file(&mut self, path: &Path) -> Result<Vec<Play>, Diagnostic> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if self.import_stack.contains(&canonical) {
-            return Err(Diagnostic::parse(format!("{} imports itself", path.display()), None));
+            return Err(Diagnostic::parse(
+                format!("{} imports itself", path.display()),
+                None,
+            ));
         }
         self.import_stack.push(canonical);
         let root = yaml::load_single(path)?;
         let items = match &root.value {
             Yaml::Seq(items) => items,
-            Yaml::Null => return Err(err("the playbook is empty: expected a list of plays", &root)),
-            _ => return Err(err(format!("a playbook must be a list of plays, but this is {}", root.type_name()), &root)),
+            Yaml::Null => {
+                return Err(err(
+                    "the playbook is empty: expected a list of plays",
+                    &root,
+                ))
+            }
+            _ => {
+                return Err(err(
+                    format!(
+                        "a playbook must be a list of plays, but this is {}",
+                        root.type_name()
+                    ),
+                    &root,
+                ))
+            }
         };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut plays = Vec::new();
         for item in items {
-            if let Some(target) = item.get("import_playbook").or_else(|| item.get("ansible.builtin.import_playbook")) {
-                let file = target.as_str().ok_or_else(|| err("import_playbook expects a file name", target))?;
+            if let Some(target) = item
+                .get("import_playbook")
+                .or_else(|| item.get("ansible.builtin.import_playbook"))
+            {
+                let file = target
+                    .as_str()
+                    .ok_or_else(|| err("import_playbook expects a file name", target))?;
                 let resolved = base.join(file);
                 if !resolved.exists() {
-                    return Err(err(format!("could not find the imported playbook {}", resolved.display()), target));
+                    return Err(err(
+                        format!(
+                            "could not find the imported playbook {}",
+                            resolved.display()
+                        ),
+                        target,
+                    ));
                 }
                 plays.extend(self.playbook_file(&resolved)?);
                 continue;
@@ -110,9 +232,12 @@ impl Loader {
     }
 
     fn play(&mut self, node: &Node) -> Result<Play, Diagnostic> {
-        let entries = node
-            .as_map()
-            .ok_or_else(|| err(format!("a play must be a mapping, but this is {}", node.type_name()), node))?;
+        let entries = node.as_map().ok_or_else(|| {
+            err(
+                format!("a play must be a mapping, but this is {}", node.type_name()),
+                node,
+            )
+        })?;
         for (k, _) in entries {
             let name = key_name(k)?;
             if !PLAY_KEYWORDS.contains(&name.as_str()) {
@@ -124,21 +249,40 @@ impl Loader {
             }
         }
         if let Some(roles) = node.get("roles") {
-            return Err(err("roles are not supported by orch yet; use import_tasks", roles));
+            return Err(err(
+                "roles are not supported by orch yet; use import_tasks",
+                roles,
+            ));
         }
         if let Some(prompt) = node.get("vars_prompt") {
-            return Err(err("vars_prompt is not supported; pass values with -e", prompt));
+            return Err(err(
+                "vars_prompt is not supported; pass values with -e",
+                prompt,
+            ));
         }
-        let hosts_node = node.get("hosts").ok_or_else(|| err("this play has no 'hosts' keyword", node))?;
+        let hosts_node = node
+            .get("hosts")
+            .ok_or_else(|| err("this play has no 'hosts' keyword", node))?;
         let hosts = match &hosts_node.value {
             Yaml::Str(s) => s.clone(),
             Yaml::Seq(items) => items
                 .iter()
-                .map(|i| i.key_string().ok_or_else(|| err("hosts entries must be strings", i)))
+                .map(|i| {
+                    i.key_string()
+                        .ok_or_else(|| err("hosts entries must be strings", i))
+                })
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
             Yaml::Int(_) | Yaml::Float(_) => hosts_node.key_string().unwrap_or_default(),
-            _ => return Err(err(format!("'hosts' must be a pattern string or a list, not {}", hosts_node.type_name()), hosts_node)),
+            _ => {
+                return Err(err(
+                    format!(
+                        "'hosts' must be a pattern string or a list, not {}",
+                        hosts_node.type_name()
+                    ),
+                    hosts_node,
+                ))
+            }
         };
         if hosts.trim().is_empty() {
             return Err(err("'hosts' is empty", hosts_node));
@@ -156,12 +300,23 @@ impl Loader {
 
         let vars_files = match node.get("vars_files") {
             None => Vec::new(),
-            Some(v) => string_list(v)?.into_iter().map(|s| (s, v.span.clone())).collect(),
+            Some(v) => string_list(v)?
+                .into_iter()
+                .map(|s| (s, v.span.clone()))
+                .collect(),
         };
         for (file, span) in &vars_files {
-            if !crate::template::Templar::is_template(file) && !self.playbook_dir.join(file).exists() {
-                return Err(Diagnostic::parse(format!("vars file {file} was not found"), Some(span.clone()))
-                    .with_hint(format!("paths are relative to the playbook directory {}", self.playbook_dir.display())));
+            if !crate::template::Templar::is_template(file)
+                && !self.playbook_dir.join(file).exists()
+            {
+                return Err(Diagnostic::parse(
+                    format!("vars file {file} was not found"),
+                    Some(span.clone()),
+                )
+                .with_hint(format!(
+                    "paths are relative to the playbook directory {}",
+                    self.playbook_dir.display()
+                )));
             }
         }
         let gather_facts = match node.get("gather_facts") {
@@ -246,8 +401,15 @@ impl Loader {
     }
 
     /// Reads the inheritable keywords of a play, block or task into `into` (overriding what the parent set).
-    fn inherited_fields(&self, node: &Node, into: &mut Inherited, is_play: bool) -> Result<(), Diagnostic> {
-        let Some(entries) = node.as_map() else { return Ok(()) };
+    fn inherited_fields(
+        &self,
+        node: &Node,
+        into: &mut Inherited,
+        is_play: bool,
+    ) -> Result<(), Diagnostic> {
+        let Some(entries) = node.as_map() else {
+            return Ok(());
+        };
         for (k, v) in entries {
             let key = key_name(k)?;
             match key.as_str() {
@@ -271,8 +433,13 @@ impl Loader {
                 "become_user" => into.become_user = Some(scalar_string(v)?),
                 "become_method" => {
                     let m = scalar_string(v)?;
-                    if !["sudo", "su"].contains(&m.as_str()) && !crate::template::Templar::is_template(&m) {
-                        return Err(err(format!("become_method '{m}' is not supported: use sudo or su"), v));
+                    if !["sudo", "su"].contains(&m.as_str())
+                        && !crate::template::Templar::is_template(&m)
+                    {
+                        return Err(err(
+                            format!("become_method '{m}' is not supported: use sudo or su"),
+                            v,
+                        ));
                     }
                     into.become_method = Some(m)
                 }
@@ -289,7 +456,10 @@ impl Loader {
                 "connection" => {
                     let c = scalar_string(v)?;
                     if !["ssh", "local", "smart", "paramiko"].contains(&c.as_str()) {
-                        return Err(err(format!("connection '{c}' is not supported: use ssh or local"), v));
+                        return Err(err(
+                            format!("connection '{c}' is not supported: use ssh or local"),
+                            v,
+                        ));
                     }
                     into.connection = Some(c)
                 }
@@ -300,11 +470,22 @@ impl Loader {
         Ok(())
     }
 
-    fn task_list(&mut self, list: &Node, parent: &Inherited, base: &Path, in_handlers: bool) -> Result<Vec<TaskItem>, Diagnostic> {
+    fn task_list(
+        &mut self,
+        list: &Node,
+        parent: &Inherited,
+        base: &Path,
+        in_handlers: bool,
+    ) -> Result<Vec<TaskItem>, Diagnostic> {
         let items = match &list.value {
             Yaml::Seq(items) => items,
             Yaml::Null => return Ok(Vec::new()),
-            _ => return Err(err(format!("expected a list of tasks, but this is {}", list.type_name()), list)),
+            _ => {
+                return Err(err(
+                    format!("expected a list of tasks, but this is {}", list.type_name()),
+                    list,
+                ))
+            }
         };
         let mut out = Vec::new();
         for item in items {
@@ -313,10 +494,18 @@ impl Loader {
         Ok(out)
     }
 
-    fn tasks_file(&mut self, path: &Path, parent: &Inherited, in_handlers: bool) -> Result<Vec<TaskItem>, Diagnostic> {
+    fn tasks_file(
+        &mut self,
+        path: &Path,
+        parent: &Inherited,
+        in_handlers: bool,
+    ) -> Result<Vec<TaskItem>, Diagnostic> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if self.import_stack.contains(&canonical) {
-            return Err(Diagnostic::parse(format!("{} includes itself", path.display()), None));
+            return Err(Diagnostic::parse(
+                format!("{} includes itself", path.display()),
+                None,
+            ));
         }
         self.import_stack.push(canonical);
         let root = yaml::load_single(path)?;
@@ -328,17 +517,36 @@ impl Loader {
 
     /// Resolves a tasks file name like Ansible: beside the including file, then in the playbook directory.
     fn resolve_tasks_path(&self, base: &Path, file: &str) -> PathBuf {
-        let candidates = [base.join(file), base.join("tasks").join(file), self.playbook_dir.join(file)];
-        candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| base.join(file))
+        let candidates = [
+            base.join(file),
+            base.join("tasks").join(file),
+            self.playbook_dir.join(file),
+        ];
+        candidates
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .unwrap_or_else(|| base.join(file))
     }
 
-    fn task_item(&mut self, node: &Node, parent: &Inherited, base: &Path, in_handlers: bool) -> Result<Vec<TaskItem>, Diagnostic> {
-        let entries = node
-            .as_map()
-            .ok_or_else(|| err(format!("a task must be a mapping, but this is {}", node.type_name()), node))?;
+    fn task_item(
+        &mut self,
+        node: &Node,
+        parent: &Inherited,
+        base: &Path,
+        in_handlers: bool,
+    ) -> Result<Vec<TaskItem>, Diagnostic> {
+        let entries = node.as_map().ok_or_else(|| {
+            err(
+                format!("a task must be a mapping, but this is {}", node.type_name()),
+                node,
+            )
+        })?;
         let has = |k: &str| entries.iter().any(|(key, _)| key.as_str() == Some(k));
         if has("block") {
-            return self.block(node, parent, base, in_handlers).map(|b| vec![TaskItem::Block(Arc::new(b))]);
+            return self
+                .block(node, parent, base, in_handlers)
+                .map(|b| vec![TaskItem::Block(Arc::new(b))]);
         }
         for (include_key, is_static) in [
             ("import_tasks", true),
@@ -350,21 +558,41 @@ impl Loader {
                 return self.include(node, v, parent, base, is_static, in_handlers);
             }
         }
-        if let Some(v) = node.get("meta").or_else(|| node.get("ansible.builtin.meta")) {
-            return self.meta(node, v, parent).map(|m| vec![TaskItem::Meta(Arc::new(m))]);
+        if let Some(v) = node
+            .get("meta")
+            .or_else(|| node.get("ansible.builtin.meta"))
+        {
+            return self
+                .meta(node, v, parent)
+                .map(|m| vec![TaskItem::Meta(Arc::new(m))]);
         }
-        self.task(node, parent, in_handlers).map(|t| vec![TaskItem::Task(Arc::new(t))])
+        self.task(node, parent, in_handlers)
+            .map(|t| vec![TaskItem::Task(Arc::new(t))])
     }
 
-    fn block(&mut self, node: &Node, parent: &Inherited, base: &Path, in_handlers: bool) -> Result<Block, Diagnostic> {
+    fn block(
+        &mut self,
+        node: &Node,
+        parent: &Inherited,
+        base: &Path,
+        in_handlers: bool,
+    ) -> Result<Block, Diagnostic> {
         let entries = node.as_map().unwrap_or(&[]);
         for (k, _) in entries {
             let key = key_name(k)?;
-            if !BLOCK_KEYWORDS.contains(&key.as_str()) && !INHERITED_KEYWORDS.contains(&key.as_str()) {
-                let known: Vec<&str> = BLOCK_KEYWORDS.iter().chain(INHERITED_KEYWORDS).copied().collect();
+            if !BLOCK_KEYWORDS.contains(&key.as_str())
+                && !INHERITED_KEYWORDS.contains(&key.as_str())
+            {
+                let known: Vec<&str> = BLOCK_KEYWORDS
+                    .iter()
+                    .chain(INHERITED_KEYWORDS)
+                    .copied()
+                    .collect();
                 let mut d = unknown_keyword("block", &key, k, &known);
                 if registry::find(&key).is_some() {
-                    d = d.with_hint("a block cannot also be a task: move the module into the block's list");
+                    d = d.with_hint(
+                        "a block cannot also be a task: move the module into the block's list",
+                    );
                 }
                 return Err(d);
             }
@@ -381,7 +609,13 @@ impl Loader {
         let rescue = list(self, "rescue")?;
         let always = list(self, "always")?;
         let name = node.get("name").map(scalar_string).transpose()?;
-        Ok(Block { name, span: node.span.clone(), block, rescue, always })
+        Ok(Block {
+            name,
+            span: node.span.clone(),
+            block,
+            rescue,
+            always,
+        })
     }
 
     fn include(
@@ -393,7 +627,11 @@ impl Loader {
         is_static: bool,
         in_handlers: bool,
     ) -> Result<Vec<TaskItem>, Diagnostic> {
-        let kind = if is_static { "import_tasks" } else { "include_tasks" };
+        let kind = if is_static {
+            "import_tasks"
+        } else {
+            "include_tasks"
+        };
         let file = match &target.value {
             Yaml::Str(s) => s.clone(),
             Yaml::Map(_) => target
@@ -429,11 +667,17 @@ impl Loader {
         let name = node.get("name").map(scalar_string).transpose()?;
         if is_static {
             if crate::template::Templar::is_template(&file) {
-                return Err(err("import_tasks is static: its file name cannot use variables; use include_tasks", target));
+                return Err(err(
+                    "import_tasks is static: its file name cannot use variables; use include_tasks",
+                    target,
+                ));
             }
             let path = self.resolve_tasks_path(base, &file);
             if !path.exists() {
-                return Err(err(format!("could not find the tasks file {}", path.display()), target));
+                return Err(err(
+                    format!("could not find the tasks file {}", path.display()),
+                    target,
+                ));
             }
             return self.tasks_file(&path, &inherited, in_handlers);
         }
@@ -442,10 +686,17 @@ impl Loader {
         } else {
             let path = self.resolve_tasks_path(base, &file);
             if !path.exists() {
-                return Err(err(format!("could not find the tasks file {}", path.display()), target));
+                return Err(err(
+                    format!("could not find the tasks file {}", path.display()),
+                    target,
+                ));
             }
             // Parsed now with the include's own settings left out: they are applied when it runs.
-            Some(Arc::new(self.tasks_file(&path, &Inherited::default(), in_handlers)?))
+            Some(Arc::new(self.tasks_file(
+                &path,
+                &Inherited::default(),
+                in_handlers,
+            )?))
         };
         Ok(vec![TaskItem::Include(Arc::new(Include {
             name,
@@ -459,7 +710,12 @@ impl Loader {
         }))])
     }
 
-    fn meta(&mut self, node: &Node, value: &Node, parent: &Inherited) -> Result<MetaTask, Diagnostic> {
+    fn meta(
+        &mut self,
+        node: &Node,
+        value: &Node,
+        parent: &Inherited,
+    ) -> Result<MetaTask, Diagnostic> {
         let action = match value.as_str() {
             Some("flush_handlers") => MetaAction::FlushHandlers,
             Some("end_play") => MetaAction::EndPlay,
@@ -478,15 +734,26 @@ impl Loader {
         };
         let mut common = parent.clone();
         self.inherited_fields(node, &mut common, false)?;
-        Ok(MetaTask { action, span: node.span.clone(), common })
+        Ok(MetaTask {
+            action,
+            span: node.span.clone(),
+            common,
+        })
     }
 
-    fn task(&mut self, node: &Node, parent: &Inherited, in_handlers: bool) -> Result<Task, Diagnostic> {
+    fn task(
+        &mut self,
+        node: &Node,
+        parent: &Inherited,
+        in_handlers: bool,
+    ) -> Result<Task, Diagnostic> {
         let entries = node.as_map().unwrap_or(&[]);
         let mut action: Option<(String, &Node, &Node)> = None;
         for (k, v) in entries {
             let key = key_name(k)?;
-            if INHERITED_KEYWORDS.contains(&key.as_str()) || TASK_ONLY_KEYWORDS.contains(&key.as_str()) {
+            if INHERITED_KEYWORDS.contains(&key.as_str())
+                || TASK_ONLY_KEYWORDS.contains(&key.as_str())
+            {
                 continue;
             }
             if key.starts_with("with_") {
@@ -495,9 +762,16 @@ impl Loader {
             // A key that is no module is a mistyped keyword far more often than a missing module.
             let is_module = registry::find(&key).is_some();
             if !is_module {
-                let keywords: Vec<&str> = INHERITED_KEYWORDS.iter().chain(TASK_ONLY_KEYWORDS).copied().collect();
+                let keywords: Vec<&str> = INHERITED_KEYWORDS
+                    .iter()
+                    .chain(TASK_ONLY_KEYWORDS)
+                    .copied()
+                    .collect();
                 if let Some(s) = did_you_mean(&key, keywords.iter().copied()) {
-                    return Err(err(format!("'{key}' is not a valid attribute for a task"), k).with_hint(format!("did you mean '{s}'?")));
+                    return Err(
+                        err(format!("'{key}' is not a valid attribute for a task"), k)
+                            .with_hint(format!("did you mean '{s}'?")),
+                    );
                 }
             }
             if let Some((first, _, _)) = &action {
@@ -505,13 +779,23 @@ impl Loader {
                     return Err(unknown_keyword("task", &key, k, &[]));
                 }
                 if is_module && registry::find(first).is_some() {
-                    return Err(err(format!("conflicting action statements: {first}, {key}"), k));
+                    return Err(err(
+                        format!("conflicting action statements: {first}, {key}"),
+                        k,
+                    ));
                 }
                 if is_module {
-                    let first_node = entries.iter().find(|(fk, _)| fk.as_str() == Some(first.as_str())).map(|(fk, _)| fk).unwrap_or(k);
+                    let first_node = entries
+                        .iter()
+                        .find(|(fk, _)| fk.as_str() == Some(first.as_str()))
+                        .map(|(fk, _)| fk)
+                        .unwrap_or(k);
                     return Err(unknown_keyword("task", first, first_node, &[]));
                 }
-                return Err(err(format!("conflicting action statements: {first}, {key}"), k));
+                return Err(err(
+                    format!("conflicting action statements: {first}, {key}"),
+                    k,
+                ));
             }
             action = Some((key, k, v));
         }
@@ -543,7 +827,8 @@ impl Loader {
         // Arguments: the module's value (mapping or free-form string), then `args:`.
         let mut args = Map::new();
         let mut dynamic_args = false;
-        let value_is_action_string = node.get("action").is_some() || node.get("local_action").is_some();
+        let value_is_action_string =
+            node.get("action").is_some() || node.get("local_action").is_some();
         if value_is_action_string && std::ptr::eq(key_node, value_node) {
             let (_, rest) = split_action_string(value_node)?;
             args = free_form_args(&rest, spec.free_form, value_node)?;
@@ -557,10 +842,20 @@ impl Loader {
                 }
                 Yaml::Str(s) => args = free_form_args(s, spec.free_form, value_node)?,
                 _ if spec.free_form.is_some() => {
-                    args = free_form_args(&value_node.key_string().unwrap_or_default(), spec.free_form, value_node)?
+                    args = free_form_args(
+                        &value_node.key_string().unwrap_or_default(),
+                        spec.free_form,
+                        value_node,
+                    )?
                 }
                 _ => {
-                    return Err(err(format!("the arguments of {action_name} must be a mapping, not {}", value_node.type_name()), value_node))
+                    return Err(err(
+                        format!(
+                            "the arguments of {action_name} must be a mapping, not {}",
+                            value_node.type_name()
+                        ),
+                        value_node,
+                    ))
                 }
             }
         }
@@ -593,7 +888,15 @@ impl Loader {
                 match &v.value {
                     Yaml::Seq(_) | Yaml::Str(_) => {}
                     Yaml::Map(_) if key == "with_dict" => {}
-                    _ => return Err(err(format!("'{key}' must be a list or a template giving one, not {}", v.type_name()), v)),
+                    _ => {
+                        return Err(err(
+                            format!(
+                                "'{key}' must be a list or a template giving one, not {}",
+                                v.type_name()
+                            ),
+                            v,
+                        ))
+                    }
                 }
                 loop_items = Some(v.to_json());
                 loop_control.kind = loop_kind(key);
@@ -619,8 +922,16 @@ impl Loader {
             Some(n) if in_handlers => string_list(n)?,
             Some(n) => return Err(err("'listen' is only valid on handlers", n)),
         };
-        let changed_when = node.get("changed_when").map(conditions).transpose()?.unwrap_or_default();
-        let failed_when = node.get("failed_when").map(conditions).transpose()?.unwrap_or_default();
+        let changed_when = node
+            .get("changed_when")
+            .map(conditions)
+            .transpose()?
+            .unwrap_or_default();
+        let failed_when = node
+            .get("failed_when")
+            .map(conditions)
+            .transpose()?
+            .unwrap_or_default();
         let until = match node.get("until") {
             None => None,
             Some(u) => {
@@ -631,10 +942,13 @@ impl Loader {
                 c.pop()
             }
         };
-        let retries = node.get("retries").map(|n| int_or_template(n)).transpose()?;
-        let delay = node.get("delay").map(|n| int_or_template(n)).transpose()?;
+        let retries = node.get("retries").map(int_or_template).transpose()?;
+        let delay = node.get("delay").map(int_or_template).transpose()?;
         if node.get("async").is_some() {
-            return Err(err("'async' is not supported by orch: tasks already run in parallel across hosts", node.get("async").unwrap_or(node)));
+            return Err(err(
+                "'async' is not supported by orch: tasks already run in parallel across hosts",
+                node.get("async").unwrap_or(node),
+            ));
         }
         let task = Task {
             name,
@@ -670,10 +984,16 @@ fn flatten_handlers(items: &[TaskItem], out: &mut Vec<Arc<Task>>) -> Result<(), 
                 flatten_handlers(&b.always, out)?;
             }
             TaskItem::Include(i) => {
-                return Err(Diagnostic::parse("include_tasks in handlers is not supported; use import_tasks", Some(i.span.clone())))
+                return Err(Diagnostic::parse(
+                    "include_tasks in handlers is not supported; use import_tasks",
+                    Some(i.span.clone()),
+                ))
             }
             TaskItem::Meta(m) => {
-                return Err(Diagnostic::parse("meta tasks are not supported as handlers", Some(m.span.clone())))
+                return Err(Diagnostic::parse(
+                    "meta tasks are not supported as handlers",
+                    Some(m.span.clone()),
+                ))
             }
         }
     }
@@ -681,7 +1001,10 @@ fn flatten_handlers(items: &[TaskItem], out: &mut Vec<Arc<Task>>) -> Result<(), 
     for h in out.iter() {
         if let Some(n) = &h.name {
             if !names.insert(n.clone()) {
-                return Err(Diagnostic::parse(format!("two handlers are named '{n}'"), Some(h.span.clone())));
+                return Err(Diagnostic::parse(
+                    format!("two handlers are named '{n}'"),
+                    Some(h.span.clone()),
+                ));
             }
         }
     }
@@ -731,8 +1054,13 @@ fn loop_kind(key: &str) -> LoopKind {
 }
 
 fn parse_loop_control(node: &Node, kind: LoopKind) -> Result<LoopControl, Diagnostic> {
-    let mut lc = LoopControl { kind, ..LoopControl::default() };
-    let entries = node.as_map().ok_or_else(|| err("loop_control must be a mapping", node))?;
+    let mut lc = LoopControl {
+        kind,
+        ..LoopControl::default()
+    };
+    let entries = node
+        .as_map()
+        .ok_or_else(|| err("loop_control must be a mapping", node))?;
     for (k, v) in entries {
         match key_name(k)?.as_str() {
             "loop_var" => {
@@ -750,7 +1078,12 @@ fn parse_loop_control(node: &Node, kind: LoopKind) -> Result<LoopControl, Diagno
             }
             "extended" => lc.extended = bool_value(v)?,
             other => {
-                return Err(unknown_keyword("loop_control", other, k, &["loop_var", "index_var", "label", "pause", "extended"]))
+                return Err(unknown_keyword(
+                    "loop_control",
+                    other,
+                    k,
+                    &["loop_var", "index_var", "label", "pause", "extended"],
+                ))
             }
         }
     }
@@ -766,16 +1099,26 @@ fn split_action_string(node: &Node) -> Result<(String, String), Diagnostic> {
             Ok((name.to_string(), rest.trim().to_string()))
         }
         Yaml::Map(_) => {
-            let module = node.get("module").and_then(Node::as_str).ok_or_else(|| err("action needs a 'module' key", node))?;
+            let module = node
+                .get("module")
+                .and_then(Node::as_str)
+                .ok_or_else(|| err("action needs a 'module' key", node))?;
             Ok((module.to_string(), String::new()))
         }
-        _ => Err(err("action must be a string like 'copy src=a dest=b'", node)),
+        _ => Err(err(
+            "action must be a string like 'copy src=a dest=b'",
+            node,
+        )),
     }
 }
 
 /// Parses `key=value` pairs of a module's string form; with a free-form module, leading text that is
 /// not `k=v` (and any later non-option word) becomes the free-form argument, as in Ansible.
-fn free_form_args(text: &str, free_form: Option<&str>, node: &Node) -> Result<Map<String, Value>, Diagnostic> {
+fn free_form_args(
+    text: &str,
+    free_form: Option<&str>,
+    node: &Node,
+) -> Result<Map<String, Value>, Diagnostic> {
     let words = split_args(text).map_err(|m| err(m, node))?;
     let mut args = Map::new();
     let mut free = Vec::new();
@@ -792,13 +1135,18 @@ fn free_form_args(text: &str, free_form: Option<&str>, node: &Node) -> Result<Ma
         }
     }
     match free_form {
-        Some(name) => {
-            if !free.is_empty() {
-                args.insert(name.to_string(), Value::String(free.join(" ")));
-            }
+        Some(name) if !free.is_empty() => {
+            args.insert(name.to_string(), Value::String(free.join(" ")));
         }
+        Some(_) => {}
         None if !free.is_empty() => {
-            return Err(err(format!("this module takes key=value arguments, not free text: '{}'", free.join(" ")), node))
+            return Err(err(
+                format!(
+                    "this module takes key=value arguments, not free text: '{}'",
+                    free.join(" ")
+                ),
+                node,
+            ))
         }
         None => {}
     }
@@ -806,7 +1154,16 @@ fn free_form_args(text: &str, free_form: Option<&str>, node: &Node) -> Result<Ma
 }
 
 /// Options Ansible recognises inside the free-form string of command/shell.
-const FREE_FORM_OPTIONS: &[&str] = &["creates", "removes", "chdir", "executable", "stdin", "warn", "stdin_add_newline", "strip_empty_ends"];
+const FREE_FORM_OPTIONS: &[&str] = &[
+    "creates",
+    "removes",
+    "chdir",
+    "executable",
+    "stdin",
+    "warn",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
 
 /// Splits on whitespace outside quotes and `{{ }}`, returning (raw text, unquoted value) pairs.
 fn split_args(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -827,7 +1184,11 @@ fn split_args(text: &str) -> Result<Vec<(String, String)>, String> {
             continue;
         }
         if (c == '{' || c == '}') && i + 1 < chars.len() && chars[i + 1] == c {
-            depth = if c == '{' { depth + 1 } else { depth.saturating_sub(1) };
+            depth = if c == '{' {
+                depth + 1
+            } else {
+                depth.saturating_sub(1)
+            };
             raw.push(c);
             raw.push(c);
             value.push(c);
@@ -872,14 +1233,21 @@ pub(super) fn scalar_string(node: &Node) -> Result<String, Diagnostic> {
     match &node.value {
         Yaml::Str(s) => Ok(s.clone()),
         Yaml::Int(_) | Yaml::Float(_) | Yaml::Bool(_) => Ok(node.key_string().unwrap_or_default()),
-        _ => Err(err(format!("expected a string, but this is {}", node.type_name()), node)),
+        _ => Err(err(
+            format!("expected a string, but this is {}", node.type_name()),
+            node,
+        )),
     }
 }
 
 fn string_list(node: &Node) -> Result<Vec<String>, Diagnostic> {
     match &node.value {
         Yaml::Seq(items) => items.iter().map(scalar_string).collect(),
-        Yaml::Str(s) => Ok(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
+        Yaml::Str(s) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()),
         Yaml::Null => Ok(Vec::new()),
         _ => Ok(vec![scalar_string(node)?]),
     }
@@ -891,10 +1259,21 @@ fn conditions(node: &Node) -> Result<Vec<Condition>, Diagnostic> {
             Yaml::Bool(b) => if *b { "True" } else { "False" }.to_string(),
             Yaml::Str(s) => s.clone(),
             Yaml::Int(_) | Yaml::Float(_) => n.key_string().unwrap_or_default(),
-            _ => return Err(err(format!("a condition must be a string or a boolean, not {}", n.type_name()), n)),
+            _ => {
+                return Err(err(
+                    format!(
+                        "a condition must be a string or a boolean, not {}",
+                        n.type_name()
+                    ),
+                    n,
+                ))
+            }
         };
         validate::check_expression(&expr, n)?;
-        Ok(Condition { expr, span: n.span.clone() })
+        Ok(Condition {
+            expr,
+            span: n.span.clone(),
+        })
     };
     match &node.value {
         Yaml::Seq(items) => items.iter().map(one).collect(),
@@ -905,19 +1284,35 @@ fn conditions(node: &Node) -> Result<Vec<Condition>, Diagnostic> {
 fn bool_value(node: &Node) -> Result<bool, Diagnostic> {
     match &node.value {
         Yaml::Bool(b) => Ok(*b),
-        Yaml::Str(s) => crate::modules::args::to_bool(&Value::String(s.clone()))
-            .ok_or_else(|| err(format!("expected a boolean (yes/no, true/false), got '{s}'"), node)),
+        Yaml::Str(s) => crate::modules::args::to_bool(&Value::String(s.clone())).ok_or_else(|| {
+            err(
+                format!("expected a boolean (yes/no, true/false), got '{s}'"),
+                node,
+            )
+        }),
         Yaml::Int(0) => Ok(false),
         Yaml::Int(1) => Ok(true),
-        _ => Err(err(format!("expected a boolean (yes/no, true/false), but this is {}", node.type_name()), node)),
+        _ => Err(err(
+            format!(
+                "expected a boolean (yes/no, true/false), but this is {}",
+                node.type_name()
+            ),
+            node,
+        )),
     }
 }
 
 fn uint_value(node: &Node) -> Result<u64, Diagnostic> {
     match &node.value {
         Yaml::Int(i) if *i >= 0 => Ok(*i as u64),
-        Yaml::Str(s) => s.trim().parse().map_err(|_| err(format!("expected a whole number, got '{s}'"), node)),
-        _ => Err(err(format!("expected a whole number, but this is {}", node.type_name()), node)),
+        Yaml::Str(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(format!("expected a whole number, got '{s}'"), node)),
+        _ => Err(err(
+            format!("expected a whole number, but this is {}", node.type_name()),
+            node,
+        )),
     }
 }
 
@@ -927,7 +1322,13 @@ fn int_or_template(node: &Node) -> Result<Value, Diagnostic> {
         Yaml::Float(f) if *f >= 0.0 => Ok(Value::from(*f)),
         Yaml::Str(s) if crate::template::Templar::is_template(s) => Ok(Value::String(s.clone())),
         Yaml::Str(s) if s.trim().parse::<f64>().is_ok() => Ok(Value::String(s.clone())),
-        _ => Err(err(format!("expected a number of seconds or retries, but this is {}", node.type_name()), node)),
+        _ => Err(err(
+            format!(
+                "expected a number of seconds or retries, but this is {}",
+                node.type_name()
+            ),
+            node,
+        )),
     }
 }
 
@@ -945,7 +1346,10 @@ fn vars_map(node: &Node) -> Result<Map<String, Value>, Diagnostic> {
             }
             Ok(out)
         }
-        _ => Err(err(format!("'vars' must be a mapping, but this is {}", node.type_name()), node)),
+        _ => Err(err(
+            format!("'vars' must be a mapping, but this is {}", node.type_name()),
+            node,
+        )),
     }
 }
 
@@ -953,11 +1357,23 @@ fn percentage(node: &Node) -> Result<f64, Diagnostic> {
     let value = match &node.value {
         Yaml::Int(i) => *i as f64,
         Yaml::Float(f) => *f,
-        Yaml::Str(s) => s.trim().trim_end_matches('%').parse().map_err(|_| err(format!("expected a percentage, got '{s}'"), node))?,
-        _ => return Err(err("max_fail_percentage must be a number from 0 to 100", node)),
+        Yaml::Str(s) => s
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| err(format!("expected a percentage, got '{s}'"), node))?,
+        _ => {
+            return Err(err(
+                "max_fail_percentage must be a number from 0 to 100",
+                node,
+            ))
+        }
     };
     if !(0.0..=100.0).contains(&value) {
-        return Err(err("max_fail_percentage must be a number from 0 to 100", node));
+        return Err(err(
+            "max_fail_percentage must be a number from 0 to 100",
+            node,
+        ));
     }
     Ok(value)
 }
@@ -971,7 +1387,10 @@ fn serial_steps(node: &Node) -> Result<Vec<SerialStep>, Diagnostic> {
                 if let Some(p) = t.strip_suffix('%') {
                     match p.trim().parse::<f64>() {
                         Ok(v) if v > 0.0 && v <= 100.0 => Ok(SerialStep::Percent(v)),
-                        _ => Err(err(format!("serial percentage '{s}' must be between 0% and 100%"), n)),
+                        _ => Err(err(
+                            format!("serial percentage '{s}' must be between 0% and 100%"),
+                            n,
+                        )),
                     }
                 } else {
                     match t.parse::<u64>() {
@@ -980,7 +1399,10 @@ fn serial_steps(node: &Node) -> Result<Vec<SerialStep>, Diagnostic> {
                     }
                 }
             }
-            _ => Err(err("serial must be a positive number, a percentage like \"30%\", or a list of those", n)),
+            _ => Err(err(
+                "serial must be a positive number, a percentage like \"30%\", or a list of those",
+                n,
+            )),
         }
     };
     match &node.value {
@@ -996,16 +1418,24 @@ mod tests {
 
     #[test]
     fn split_args_respects_quotes_and_templates() {
-        let parts = split_args(r#"echo "a b" {{ x | default('y z') }} chdir=/tmp"#).expect("splits");
+        let parts =
+            split_args(r#"echo "a b" {{ x | default('y z') }} chdir=/tmp"#).expect("splits");
         let values: Vec<_> = parts.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(values, vec!["echo", "a b", "{{ x | default('y z') }}", "chdir=/tmp"]);
+        assert_eq!(
+            values,
+            vec!["echo", "a b", "{{ x | default('y z') }}", "chdir=/tmp"]
+        );
     }
 
     #[test]
     fn free_form_keeps_options_apart() {
         let node = yaml::load_str("x", Path::new("t")).expect("yaml").remove(0);
-        let args = free_form_args("touch /tmp/x creates=/tmp/x", Some("_raw_params"), &node).expect("parses");
-        assert_eq!(args.get("_raw_params"), Some(&Value::String("touch /tmp/x".into())));
+        let args = free_form_args("touch /tmp/x creates=/tmp/x", Some("_raw_params"), &node)
+            .expect("parses");
+        assert_eq!(
+            args.get("_raw_params"),
+            Some(&Value::String("touch /tmp/x".into()))
+        );
         assert_eq!(args.get("creates"), Some(&Value::String("/tmp/x".into())));
     }
 }

@@ -132,7 +132,14 @@ pub struct LoopControl {
 
 impl Default for LoopControl {
     fn default() -> Self {
-        LoopControl { kind: LoopKind::List, loop_var: "item".into(), index_var: None, label: None, pause: None, extended: false }
+        LoopControl {
+            kind: LoopKind::List,
+            loop_var: "item".into(),
+            index_var: None,
+            label: None,
+            pause: None,
+            extended: false,
+        }
     }
 }
 

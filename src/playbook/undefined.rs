@@ -14,17 +14,53 @@ use crate::error::Diagnostic;
 use crate::inventory::Inventory;
 
 const MAGIC: &[&str] = &[
-    "inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars", "playbook_dir",
-    "inventory_dir", "inventory_file", "ansible_check_mode", "ansible_diff_mode", "ansible_run_tags",
-    "ansible_skip_tags", "omit", "ansible_version", "ansible_play_hosts", "ansible_play_hosts_all",
-    "ansible_play_batch", "ansible_play_name", "ansible_facts", "ansible_loop", "item",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "group_names",
+    "groups",
+    "hostvars",
+    "playbook_dir",
+    "inventory_dir",
+    "inventory_file",
+    "ansible_check_mode",
+    "ansible_diff_mode",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "omit",
+    "ansible_version",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_play_batch",
+    "ansible_play_name",
+    "ansible_facts",
+    "ansible_loop",
+    "item",
     // Jinja globals and functions.
-    "lookup", "query", "q", "range", "dict", "namespace", "lipsum", "cycler", "joiner", "now", "loop",
-    "true", "false", "none", "True", "False", "None",
+    "lookup",
+    "query",
+    "q",
+    "range",
+    "dict",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "now",
+    "loop",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
 ];
 
 /// Everything a playbook and inventory define, by name.
-fn known_names(playbook: &Playbook, inventory: &Inventory, extra: &serde_json::Map<String, Value>) -> HashSet<String> {
+fn known_names(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    extra: &serde_json::Map<String, Value>,
+) -> HashSet<String> {
     let mut names: HashSet<String> = MAGIC.iter().map(|s| s.to_string()).collect();
     names.extend(extra.keys().cloned());
     for host in inventory.host_names() {
@@ -90,9 +126,18 @@ fn collect_defined(items: &[TaskItem], names: &mut HashSet<String>) {
 
 /// Template texts are guarded when they test or default a variable; those are left to run time.
 fn guarded(text: &str) -> bool {
-    ["default", "|d(", "| d(", "is defined", "is undefined", "is not defined", "mandatory", "is none"]
-        .iter()
-        .any(|g| text.contains(g))
+    [
+        "default",
+        "|d(",
+        "| d(",
+        "is defined",
+        "is undefined",
+        "is not defined",
+        "mandatory",
+        "is none",
+    ]
+    .iter()
+    .any(|g| text.contains(g))
 }
 
 fn undeclared(text: &str, expression: bool) -> Vec<String> {
@@ -122,7 +167,13 @@ impl Checker<'_> {
         !self.known.contains(name) && !name.starts_with("ansible_")
     }
 
-    fn text(&self, text: &str, expression: bool, task: &str, span: &crate::error::Span) -> Result<(), Diagnostic> {
+    fn text(
+        &self,
+        text: &str,
+        expression: bool,
+        task: &str,
+        span: &crate::error::Span,
+    ) -> Result<(), Diagnostic> {
         if (!expression && !crate::template::Templar::is_template(text)) || guarded(text) {
             return Ok(());
         }
@@ -136,7 +187,12 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn value(&self, value: &Value, task: &str, span: &crate::error::Span) -> Result<(), Diagnostic> {
+    fn value(
+        &self,
+        value: &Value,
+        task: &str,
+        span: &crate::error::Span,
+    ) -> Result<(), Diagnostic> {
         match value {
             Value::String(s) => self.text(s, false, task, span),
             Value::Array(items) => items.iter().try_for_each(|i| self.value(i, task, span)),
@@ -145,7 +201,12 @@ impl Checker<'_> {
         }
     }
 
-    fn common(&self, c: &Inherited, task: &str, span: &crate::error::Span) -> Result<(), Diagnostic> {
+    fn common(
+        &self,
+        c: &Inherited,
+        task: &str,
+        span: &crate::error::Span,
+    ) -> Result<(), Diagnostic> {
         for cond in &c.when {
             self.text(&cond.expr, true, task, &cond.span)?;
         }
@@ -170,7 +231,9 @@ impl Checker<'_> {
             if raw {
                 // `assert: that:` items and `debug: var:` are expressions.
                 match v {
-                    Value::String(s) if t.module == "assert" => self.text(s, true, &name, &t.span)?,
+                    Value::String(s) if t.module == "assert" => {
+                        self.text(s, true, &name, &t.span)?
+                    }
                     Value::Array(items) if t.module == "assert" => {
                         for i in items {
                             if let Value::String(s) = i {
@@ -187,7 +250,12 @@ impl Checker<'_> {
         if let Some(l) = &t.loop_items {
             self.value(l, &name, &t.span)?;
         }
-        for c in t.changed_when.iter().chain(t.failed_when.iter()).chain(t.until.iter()) {
+        for c in t
+            .changed_when
+            .iter()
+            .chain(t.failed_when.iter())
+            .chain(t.until.iter())
+        {
             self.text(&c.expr, true, &name, &c.span)?;
         }
         self.common(&t.common, &name, &t.span)
@@ -203,7 +271,10 @@ impl Checker<'_> {
                     self.items(&b.always)?;
                 }
                 TaskItem::Include(i) => {
-                    let name = i.name.clone().unwrap_or_else(|| format!("include_tasks {}", i.file));
+                    let name = i
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("include_tasks {}", i.file));
                     self.text(&i.file, false, &name, &i.span)?;
                     self.common(&i.common, &name, &i.span)?;
                     if let Some(pre) = &i.preloaded {
@@ -217,7 +288,11 @@ impl Checker<'_> {
     }
 }
 
-pub fn check(playbook: &Playbook, inventory: &Inventory, extra: &serde_json::Map<String, Value>) -> Result<(), Diagnostic> {
+pub fn check(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    extra: &serde_json::Map<String, Value>,
+) -> Result<(), Diagnostic> {
     let known = known_names(playbook, inventory, extra);
     let checker = Checker { known: &known };
     for play in &playbook.plays {

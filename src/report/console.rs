@@ -34,13 +34,23 @@ const BRIGHT_PURPLE: &str = "95";
 impl Console {
     pub fn new(verbosity: u8, show_diff: bool, redactor: Redactor) -> Console {
         let interactive = std::io::stdout().is_terminal();
-        let color = interactive && std::env::var_os("NO_COLOR").is_none() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
+        let color = interactive
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
         let columns = if interactive {
             terminal_columns().unwrap_or(80)
         } else {
             80
         };
-        Console { verbosity, color, columns, show_diff, redactor, progress: Mutex::new(None), interactive }
+        Console {
+            verbosity,
+            color,
+            columns,
+            show_diff,
+            redactor,
+            progress: Mutex::new(None),
+            interactive,
+        }
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
@@ -64,7 +74,10 @@ impl Console {
     }
 
     fn banner(&self, title: &str) -> String {
-        let stars = self.columns.saturating_sub(title.chars().count() + 1).max(3);
+        let stars = self
+            .columns
+            .saturating_sub(title.chars().count() + 1)
+            .max(3);
         format!("\n{title} {}", "*".repeat(stars))
     }
 
@@ -77,7 +90,11 @@ impl Console {
     }
 
     fn dump(&self, result: &Map<String, Value>, pretty: bool, debug: bool) -> String {
-        let cleaned = if debug { clean_debug(result) } else { clean_result(result) };
+        let cleaned = if debug {
+            clean_debug(result)
+        } else {
+            clean_result(result)
+        };
         let value = Value::Object(sorted(&cleaned));
         if pretty {
             python_json_pretty(&value)
@@ -98,29 +115,53 @@ impl Console {
         };
         let pretty = r.verbose_always || self.verbosity > 2;
         let show_result = r.verbose_always || self.verbosity > 0;
-        let item = r.item.as_ref().map(|i| format!(" => (item={i})")).unwrap_or_default();
-        let item_failed = r.item.as_ref().map(|i| format!(" (item={i})")).unwrap_or_default();
+        let item = r
+            .item
+            .as_ref()
+            .map(|i| format!(" => (item={i})"))
+            .unwrap_or_default();
+        let item_failed = r
+            .item
+            .as_ref()
+            .map(|i| format!(" (item={i})"))
+            .unwrap_or_default();
         let line = match r.status {
             HostStatus::Ok | HostStatus::Changed => {
-                let (word, color) = if r.status == HostStatus::Changed { ("changed", YELLOW) } else { ("ok", GREEN) };
+                let (word, color) = if r.status == HostStatus::Changed {
+                    ("changed", YELLOW)
+                } else {
+                    ("ok", GREEN)
+                };
                 let mut line = format!("{word}: [{host}]{item}");
                 if show_result {
-                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty, r.verbose_always)));
+                    line.push_str(&format!(
+                        " => {}",
+                        self.dump(&r.result, pretty, r.verbose_always)
+                    ));
                 }
                 self.paint(&line, color)
             }
             HostStatus::Skipped => {
                 let mut line = format!("skipping: [{host}]{item}");
                 if self.verbosity > 0 {
-                    line.push_str(&format!(" => {}", self.dump(&r.result, pretty, r.verbose_always)));
+                    line.push_str(&format!(
+                        " => {}",
+                        self.dump(&r.result, pretty, r.verbose_always)
+                    ));
                 }
                 self.paint(&line, CYAN)
             }
             HostStatus::Failed | HostStatus::Ignored => {
                 let line = if r.item.is_some() {
-                    format!("failed: [{host}]{item_failed} => {}", self.dump(&r.result, pretty, r.verbose_always))
+                    format!(
+                        "failed: [{host}]{item_failed} => {}",
+                        self.dump(&r.result, pretty, r.verbose_always)
+                    )
                 } else {
-                    format!("fatal: [{host}]: FAILED! => {}", self.dump(&r.result, pretty, r.verbose_always))
+                    format!(
+                        "fatal: [{host}]: FAILED! => {}",
+                        self.dump(&r.result, pretty, r.verbose_always)
+                    )
                 };
                 let mut line = self.paint(&line, RED);
                 if r.status == HostStatus::Ignored {
@@ -129,9 +170,13 @@ impl Console {
                 }
                 line
             }
-            HostStatus::Unreachable => {
-                self.paint(&format!("fatal: [{host}]: UNREACHABLE! => {}", self.dump(&r.result, pretty, r.verbose_always)), RED)
-            }
+            HostStatus::Unreachable => self.paint(
+                &format!(
+                    "fatal: [{host}]: UNREACHABLE! => {}",
+                    self.dump(&r.result, pretty, r.verbose_always)
+                ),
+                RED,
+            ),
         };
         self.print(&line);
     }
@@ -215,7 +260,12 @@ impl Reporter for Console {
                 self.finish_progress();
                 self.print(&self.banner(&format!("PLAY [{name}]")));
             }
-            Event::TaskStart { name, handler, location, hosts } => {
+            Event::TaskStart {
+                name,
+                handler,
+                location,
+                hosts,
+            } => {
                 self.finish_progress();
                 let kind = if *handler { "RUNNING HANDLER" } else { "TASK" };
                 self.print(&self.banner(&format!("{kind} [{name}]")));
@@ -225,13 +275,18 @@ impl Reporter for Console {
                 if self.interactive && *hosts > 1 {
                     let bar = ProgressBar::new(*hosts as u64);
                     bar.set_style(
-                        ProgressStyle::with_template("  [{bar:30}] {pos}/{len} {elapsed} waiting on: {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "  [{bar:30}] {pos}/{len} {elapsed} waiting on: {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                     );
                     bar.enable_steady_tick(std::time::Duration::from_millis(200));
                     if let Ok(mut guard) = self.progress.lock() {
-                        *guard = Some(Progress { bar, pending: Vec::new() });
+                        *guard = Some(Progress {
+                            bar,
+                            pending: Vec::new(),
+                        });
                     }
                 }
             }
@@ -248,7 +303,7 @@ impl Reporter for Console {
                 let text = self.paint(&format!("[WARNING]: {w}"), BRIGHT_PURPLE);
                 eprintln!("{}", self.redactor.text(&text));
             }
-            Event::Notice(n) => self.print(&format!("{n}")),
+            Event::Notice(n) => self.print(n),
             Event::Recap(stats) => {
                 self.finish_progress();
                 self.recap(stats);
@@ -259,23 +314,44 @@ impl Reporter for Console {
 
 /// Internal keys are not shown, as in Ansible's callback.
 fn clean_result(result: &Map<String, Value>) -> Map<String, Value> {
-    result.iter().filter(|(k, _)| !k.starts_with("_ansible") && k.as_str() != "invocation" && k.as_str() != "diff").map(|(k, v)| (k.clone(), v.clone())).collect()
+    result
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("_ansible") && k.as_str() != "invocation" && k.as_str() != "diff"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Ansible shows a debug result alone: `msg` (or the variable) without changed/failed/skipped.
 fn clean_debug(result: &Map<String, Value>) -> Map<String, Value> {
     if result.contains_key("msg") {
-        result.iter().filter(|(k, _)| ["msg", "exception", "warnings", "deprecations"].contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+        result
+            .iter()
+            .filter(|(k, _)| ["msg", "exception", "warnings", "deprecations"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     } else {
         let hidden = ["changed", "failed", "skipped", "invocation", "skip_reason"];
-        result.iter().filter(|(k, _)| !hidden.contains(&k.as_str()) && !k.starts_with("_ansible")).map(|(k, v)| (k.clone(), v.clone())).collect()
+        result
+            .iter()
+            .filter(|(k, _)| !hidden.contains(&k.as_str()) && !k.starts_with("_ansible"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
 /// One-line JSON with Python's separators (`", "` and `": "`), as Ansible prints results.
 pub fn python_json_compact(v: &Value) -> String {
     match v {
-        Value::Array(items) => format!("[{}]", items.iter().map(python_json_compact).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(python_json_compact)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
@@ -290,7 +366,9 @@ pub fn python_json_compact(v: &Value) -> String {
 fn sorted(map: &Map<String, Value>) -> Map<String, Value> {
     let mut keys: Vec<_> = map.keys().cloned().collect();
     keys.sort();
-    keys.into_iter().filter_map(|k| map.get(&k).map(|v| (k, sort_value(v)))).collect()
+    keys.into_iter()
+        .filter_map(|k| map.get(&k).map(|v| (k, sort_value(v))))
+        .collect()
 }
 
 fn sort_value(v: &Value) -> Value {
@@ -313,10 +391,21 @@ fn python_json_pretty(v: &Value) -> String {
 }
 
 fn terminal_columns() -> Option<usize> {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or_else(|| {
-        let out = std::process::Command::new("stty").arg("size").stdin(std::process::Stdio::inherit()).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1)?.parse().ok()
-    })
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| {
+            let out = std::process::Command::new("stty")
+                .arg("size")
+                .stdin(std::process::Stdio::inherit())
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
 }
 
 #[cfg(test)]
@@ -325,8 +414,21 @@ mod tests {
 
     #[test]
     fn recap_line_matches_ansible_format() {
-        let console = Console { verbosity: 0, color: false, columns: 80, show_diff: false, redactor: Redactor::default(), progress: Mutex::new(None), interactive: false };
-        let s = super::super::HostStats { ok: 5, changed: 2, skipped: 1, ..Default::default() };
+        let console = Console {
+            verbosity: 0,
+            color: false,
+            columns: 80,
+            show_diff: false,
+            redactor: Redactor::default(),
+            progress: Mutex::new(None),
+            interactive: false,
+        };
+        let s = super::super::stats::HostStats {
+            ok: 5,
+            changed: 2,
+            skipped: 1,
+            ..Default::default()
+        };
         let line = format!(
             "{:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}",
             "web1", s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored

@@ -34,12 +34,25 @@ pub struct ResultEvent {
 
 #[derive(Clone, Debug)]
 pub enum Event {
-    PlaybookStart { path: String, check: bool },
-    PlayStart { name: String, hosts: Vec<String> },
-    TaskStart { name: String, handler: bool, location: String, hosts: usize },
+    PlaybookStart {
+        path: String,
+        check: bool,
+    },
+    PlayStart {
+        name: String,
+        hosts: Vec<String>,
+    },
+    TaskStart {
+        name: String,
+        handler: bool,
+        location: String,
+        hosts: usize,
+    },
     Result(ResultEvent),
     /// A host finished its part of the current task (progress accounting).
-    HostDone { host: String },
+    HostDone {
+        host: String,
+    },
     Warning(String),
     /// A play-level message such as "NO MORE HOSTS LEFT".
     Notice(String),

@@ -19,9 +19,18 @@ impl JsonLines {
 impl Reporter for JsonLines {
     fn event(&self, event: &Event) {
         let value = match event {
-            Event::PlaybookStart { path, check } => json!({"event": "playbook_start", "playbook": path, "check": check}),
-            Event::PlayStart { name, hosts } => json!({"event": "play_start", "play": name, "hosts": hosts}),
-            Event::TaskStart { name, handler, location, .. } => {
+            Event::PlaybookStart { path, check } => {
+                json!({"event": "playbook_start", "playbook": path, "check": check})
+            }
+            Event::PlayStart { name, hosts } => {
+                json!({"event": "play_start", "play": name, "hosts": hosts})
+            }
+            Event::TaskStart {
+                name,
+                handler,
+                location,
+                ..
+            } => {
                 json!({"event": "task_start", "task": name, "handler": handler, "location": location})
             }
             Event::Result(r) => {

@@ -9,7 +9,7 @@ pub mod stats;
 
 pub use event::{Event, HostStatus, ResultEvent};
 pub use redact::Redactor;
-pub use stats::{HostStats, Stats};
+pub use stats::Stats;
 
 /// Something that shows events to a person or a machine.
 pub trait Reporter: Send + Sync {

@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 pub const MASK: &str = "********";
-pub const NO_LOG_MSG: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+pub const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// The set of secret strings known so far (passwords, tokens, generated values).
 #[derive(Clone, Default)]
@@ -29,7 +30,9 @@ impl Redactor {
     }
 
     pub fn text(&self, text: &str) -> String {
-        let Ok(list) = self.secrets.read() else { return text.to_string() };
+        let Ok(list) = self.secrets.read() else {
+            return text.to_string();
+        };
         let mut out = text.to_string();
         for s in list.iter() {
             if out.contains(s.as_str()) {
@@ -43,7 +46,11 @@ impl Redactor {
         match value {
             Value::String(s) => Value::String(self.text(s)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
-            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), self.value(v))).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.value(v)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -59,6 +66,9 @@ mod tests {
         r.add("hunter2pass");
         r.add("hunter2");
         let v = serde_json::json!({"a": ["x hunter2pass y", "hunter2"]});
-        assert_eq!(r.value(&v), serde_json::json!({"a": ["x ******** y", "********"]}));
+        assert_eq!(
+            r.value(&v),
+            serde_json::json!({"a": ["x ******** y", "********"]})
+        );
     }
 }

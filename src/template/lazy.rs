@@ -38,13 +38,25 @@ pub struct LazyVars {
 
 impl std::fmt::Debug for LazyVars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyVars").field("vars", &self.vars.len()).field("objects", &self.objects.len()).finish()
+        f.debug_struct("LazyVars")
+            .field("vars", &self.vars.len())
+            .field("objects", &self.objects.len())
+            .finish()
     }
 }
 
 impl LazyVars {
-    pub fn new(templar: Arc<Templar>, vars: Arc<serde_json::Map<String, Json>>, objects: Vec<(String, Value)>) -> Self {
-        LazyVars { templar, vars, objects, memo: Mutex::new(HashMap::new()) }
+    pub fn new(
+        templar: Arc<Templar>,
+        vars: Arc<serde_json::Map<String, Json>>,
+        objects: Vec<(String, Value)>,
+    ) -> Self {
+        LazyVars {
+            templar,
+            vars,
+            objects,
+            memo: Mutex::new(HashMap::new()),
+        }
     }
 
     fn memoized(&self, name: &str) -> Option<Value> {
@@ -62,14 +74,18 @@ impl LazyVars {
         let id = Arc::as_ptr(self) as *const () as usize;
         let cycle = RESOLVING.with(|r| {
             let stack = r.borrow();
-            let start = stack.iter().position(|(ctx, var)| *ctx == id && var == name)?;
+            let start = stack
+                .iter()
+                .position(|(ctx, var)| *ctx == id && var == name)?;
             let mut chain: Vec<&str> = stack[start..].iter().map(|(_, var)| var.as_str()).collect();
             chain.push(name);
             Some(chain.join(" -> "))
         });
         if let Some(chain) = cycle {
             let error = TemplateError {
-                message: format!("recursive loop detected in template for variable '{name}' ({chain})"),
+                message: format!(
+                    "recursive loop detected in template for variable '{name}' ({chain})"
+                ),
                 undefined: None,
             };
             record_var_error(name, error);
@@ -82,7 +98,8 @@ impl LazyVars {
             Ok(value) => Some(value),
             Err(mut error) => {
                 if !error.message.contains("recursive loop detected") {
-                    error.message = format!("{} (while templating variable '{name}')", error.message);
+                    error.message =
+                        format!("{} (while templating variable '{name}')", error.message);
                 }
                 record_var_error(name, error);
                 None
@@ -105,7 +122,11 @@ impl Object for LazyVars {
             return Some(value);
         }
         let raw = self.vars.get(name)?;
-        let value = if super::contains_template(raw) { self.resolve(name, raw)? } else { from_json(raw) };
+        let value = if super::contains_template(raw) {
+            self.resolve(name, raw)?
+        } else {
+            from_json(raw)
+        };
         self.remember(name, &value);
         Some(value)
     }
@@ -124,7 +145,11 @@ impl Object for LazyVars {
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        let extra = self.objects.iter().filter(|(name, _)| !self.vars.contains_key(name)).count();
+        let extra = self
+            .objects
+            .iter()
+            .filter(|(name, _)| !self.vars.contains_key(name))
+            .count();
         Some(self.vars.len() + extra)
     }
 }

@@ -46,7 +46,10 @@ pub struct TemplateError {
 
 impl TemplateError {
     fn new(message: impl Into<String>) -> Self {
-        TemplateError { message: message.into(), undefined: None }
+        TemplateError {
+            message: message.into(),
+            undefined: None,
+        }
     }
 }
 
@@ -116,7 +119,10 @@ impl Templar {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Ansible's defaults for both task strings and template files.
         let mut syntax = SyntaxConfig::builder();
-        syntax.trim_blocks(true).lstrip_blocks(false).keep_trailing_newline(true);
+        syntax
+            .trim_blocks(true)
+            .lstrip_blocks(false)
+            .keep_trailing_newline(true);
         if let Ok(syntax) = syntax.build() {
             env.set_syntax(syntax);
         }
@@ -132,7 +138,11 @@ impl Templar {
         jinja_tests::register(&mut env);
         lookups::register(&mut env, search_paths.clone());
         let globals = Arc::new(env.globals().map(|(name, _)| name.to_string()).collect());
-        Templar { env, search_paths, globals }
+        Templar {
+            env,
+            search_paths,
+            globals,
+        }
     }
 
     pub fn search_paths(&self) -> &[PathBuf] {
@@ -152,12 +162,22 @@ impl Templar {
         self.render_named(text, "<string>", vars)
     }
 
-    fn render_named(&self, source: &str, name: &str, vars: &Value) -> Result<String, TemplateError> {
+    fn render_named(
+        &self,
+        source: &str,
+        name: &str,
+        vars: &Value,
+    ) -> Result<String, TemplateError> {
         let template = self
             .env
             .template_from_named_str(name, source)
             .map_err(|e| self.describe(e, vars, HashSet::new))?;
-        self.run(vars, |ctx| template.render(ctx.clone()), Some, || template.undeclared_variables(true))
+        self.run(
+            vars,
+            |ctx| template.render(ctx.clone()),
+            Some,
+            || template.undeclared_variables(true),
+        )
     }
 
     /// Recursively templates the strings inside a JSON value. A string that is exactly one
@@ -172,14 +192,21 @@ impl Templar {
 
     /// [`render_value`](Self::render_value) producing a template value (objects such as
     /// `hostvars` stay objects instead of being copied out).
-    pub(crate) fn template_native(&self, value: &Json, vars: &Value) -> Result<Value, TemplateError> {
+    pub(crate) fn template_native(
+        &self,
+        value: &Json,
+        vars: &Value,
+    ) -> Result<Value, TemplateError> {
         if !contains_template(value) {
             return Ok(from_json(value));
         }
         match value {
             Json::String(s) => self.template_string_native(s, vars),
             Json::Array(items) => {
-                let items = items.iter().map(|item| self.template_native(item, vars)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|item| self.template_native(item, vars))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Value::from(items))
             }
             Json::Object(map) => {
@@ -223,14 +250,24 @@ impl Templar {
         if text.trim().is_empty() {
             return Err(TemplateError::new(format!("empty expression: {expr:?}")));
         }
-        let compiled = self.env.compile_expression(text).map_err(|e| self.describe(e, vars, HashSet::new))?;
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| self.describe(e, vars, HashSet::new))?;
         self.eval_compiled(&compiled, vars)
     }
 
-    fn eval_compiled(&self, compiled: &minijinja::Expression<'_, '_>, vars: &Value) -> Result<Value, TemplateError> {
-        let value = self.run(vars, |ctx| compiled.eval(ctx.clone()), chain::strip, || {
-            compiled.undeclared_variables(true)
-        })?;
+    fn eval_compiled(
+        &self,
+        compiled: &minijinja::Expression<'_, '_>,
+        vars: &Value,
+    ) -> Result<Value, TemplateError> {
+        let value = self.run(
+            vars,
+            |ctx| compiled.eval(ctx.clone()),
+            chain::strip,
+            || compiled.undeclared_variables(true),
+        )?;
         if value.is_undefined() {
             let name = self.find_missing(compiled.undeclared_variables(true), vars);
             return Err(self.undefined_error(name, None, ""));
@@ -259,18 +296,36 @@ impl Templar {
     /// `ansible_managed` (unless set) to the variables.
     pub fn render_file(&self, path: &Path, vars: &Value) -> Result<String, TemplateError> {
         let full = self.locate(path).ok_or_else(|| {
-            TemplateError::new(format!("could not find template file {} (searched {})", path.display(), self.searched()))
+            TemplateError::new(format!(
+                "could not find template file {} (searched {})",
+                path.display(),
+                self.searched()
+            ))
         })?;
-        let source = std::fs::read_to_string(&full)
-            .map_err(|e| TemplateError::new(format!("cannot read template {}: {e}", full.display())))?;
+        let source = std::fs::read_to_string(&full).map_err(|e| {
+            TemplateError::new(format!("cannot read template {}: {e}", full.display()))
+        })?;
         let name = full.to_string_lossy().into_owned();
         let mut extra = vec![
-            ("template_path".to_string(), Value::from(path.to_string_lossy().as_ref())),
+            (
+                "template_path".to_string(),
+                Value::from(path.to_string_lossy().as_ref()),
+            ),
             ("template_fullpath".to_string(), Value::from(name.as_str())),
-            ("template_host".to_string(), Value::from(controller_hostname())),
+            (
+                "template_host".to_string(),
+                Value::from(controller_hostname()),
+            ),
         ];
-        if vars.get_attr("ansible_managed").map(|v| v.is_undefined()).unwrap_or(true) {
-            extra.push(("ansible_managed".to_string(), Value::from("Ansible managed")));
+        if vars
+            .get_attr("ansible_managed")
+            .map(|v| v.is_undefined())
+            .unwrap_or(true)
+        {
+            extra.push((
+                "ansible_managed".to_string(),
+                Value::from("Ansible managed"),
+            ));
         }
         let ctx = lazy::overlay(vars.clone(), extra);
         self.render_named(&source, &name, &ctx)
@@ -282,7 +337,11 @@ impl Templar {
     }
 
     fn searched(&self) -> String {
-        self.search_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.search_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// A context whose string values are templated on first access, recursively (`a: "{{ b }}"`
@@ -325,7 +384,12 @@ impl Templar {
     }
 
     /// Turns an engine error into a [`TemplateError`], finding the undefined variable's name.
-    fn describe(&self, error: Error, vars: &Value, undeclared: impl FnOnce() -> HashSet<String>) -> TemplateError {
+    fn describe(
+        &self,
+        error: Error,
+        vars: &Value,
+        undeclared: impl FnOnce() -> HashSet<String>,
+    ) -> TemplateError {
         let detail = error.detail().unwrap_or_default().to_string();
         let mut undefined = undefined_name_in(&detail);
         let undefined_cause = error.kind() == ErrorKind::UndefinedError || undefined.is_some();
@@ -335,10 +399,16 @@ impl Templar {
         let location = location_of(&error);
         if let Some(message) = detail.strip_prefix(MANDATORY_PREFIX) {
             let name = undefined.clone().unwrap_or_else(|| "?".into());
-            return TemplateError { message: format!("{}{location}", message.replace("{name}", &name)), undefined };
+            return TemplateError {
+                message: format!("{}{location}", message.replace("{name}", &name)),
+                undefined,
+            };
         }
         if undefined_cause {
-            let rest = detail.split(" (`").next().filter(|d| !d.is_empty() && !d.ends_with("is undefined"));
+            let rest = detail
+                .split(" (`")
+                .next()
+                .filter(|d| !d.is_empty() && !d.ends_with("is undefined"));
             return self.undefined_error(undefined, rest, &location);
         }
         let mut message = match error.detail() {
@@ -351,10 +421,18 @@ impl Templar {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        TemplateError { message, undefined: None }
+        TemplateError {
+            message,
+            undefined: None,
+        }
     }
 
-    fn undefined_error(&self, name: Option<String>, extra: Option<&str>, location: &str) -> TemplateError {
+    fn undefined_error(
+        &self,
+        name: Option<String>,
+        extra: Option<&str>,
+        location: &str,
+    ) -> TemplateError {
         if let Some(name) = &name {
             if let Some(cause) = var_error(root_name(name)) {
                 return cause;
@@ -368,7 +446,10 @@ impl Templar {
             message.push_str(&format!(" ({extra})"));
         }
         message.push_str(location);
-        TemplateError { message, undefined: name }
+        TemplateError {
+            message,
+            undefined: name,
+        }
     }
 
     /// The first variable path used by a template that does not resolve in `vars`.
@@ -378,11 +459,17 @@ impl Templar {
         for path in paths {
             let mut current = vars.clone();
             for (i, segment) in path.split('.').enumerate() {
-                let next = if current.kind() == ValueKind::Map { current.get_attr(segment).ok() } else { None };
+                let next = if current.kind() == ValueKind::Map {
+                    current.get_attr(segment).ok()
+                } else {
+                    None
+                };
                 match next {
                     Some(value) if !value.is_undefined() => current = value,
                     Some(_) if i == 0 && self.globals.contains(segment) => break,
-                    Some(_) => return Some(path.split('.').take(i + 1).collect::<Vec<_>>().join(".")),
+                    Some(_) => {
+                        return Some(path.split('.').take(i + 1).collect::<Vec<_>>().join("."))
+                    }
                     None => break,
                 }
             }
@@ -392,7 +479,9 @@ impl Templar {
 }
 
 fn is_mandatory_error(error: &Error) -> bool {
-    error.detail().is_some_and(|d| d.starts_with(MANDATORY_PREFIX))
+    error
+        .detail()
+        .is_some_and(|d| d.starts_with(MANDATORY_PREFIX))
 }
 
 /// The expression in minijinja's "`foo.bar` is undefined" wording.
@@ -438,7 +527,8 @@ fn contains_template(value: &Json) -> bool {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Ansible's boolean words (`bool` filter and conditionals).
@@ -461,13 +551,20 @@ fn locate_in(search_paths: &[PathBuf], path: &Path) -> Option<PathBuf> {
     if path.is_absolute() {
         return path.is_file().then(|| path.to_path_buf());
     }
-    search_paths.iter().map(|dir| dir.join(path)).chain(std::iter::once(path.to_path_buf())).find(|p| p.is_file())
+    search_paths
+        .iter()
+        .map(|dir| dir.join(path))
+        .chain(std::iter::once(path.to_path_buf()))
+        .find(|p| p.is_file())
 }
 
 fn load_template_source(search_paths: &[PathBuf], name: &str) -> Result<Option<String>, Error> {
     match locate_in(search_paths, Path::new(name)) {
         Some(path) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
-            Error::new(ErrorKind::InvalidOperation, format!("cannot read template {}: {e}", path.display()))
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("cannot read template {}: {e}", path.display()),
+            )
         }),
         None => Ok(None),
     }
@@ -480,7 +577,9 @@ fn join_template_path<'s>(name: &'s str, parent: &'s str) -> Cow<'s, str> {
         return Cow::Borrowed(name);
     }
     match parent.parent().map(|dir| dir.join(name)) {
-        Some(candidate) if candidate.is_file() => Cow::Owned(candidate.to_string_lossy().into_owned()),
+        Some(candidate) if candidate.is_file() => {
+            Cow::Owned(candidate.to_string_lossy().into_owned())
+        }
         _ => Cow::Borrowed(name),
     }
 }

@@ -178,7 +178,10 @@ pub(crate) const C_LOCALE_PREFIX: &str = "export LANG=C LC_ALL=C; ";
 
 /// Quotes a string for a POSIX shell (single quotes; embedded quotes closed and escaped).
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\\''"))

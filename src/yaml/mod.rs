@@ -45,20 +45,16 @@ impl Node {
         }
     }
 
-    pub fn as_seq(&self) -> Option<&[Node]> {
-        match &self.value {
-            Yaml::Seq(s) => Some(s),
-            _ => None,
-        }
-    }
-
     pub fn is_null(&self) -> bool {
         matches!(self.value, Yaml::Null)
     }
 
     /// The value under a string key of a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.key_string().as_deref() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.key_string().as_deref() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// A mapping key as text (numbers and booleans as Ansible would print them).
@@ -92,7 +88,9 @@ impl Node {
             Yaml::Null => Value::Null,
             Yaml::Bool(b) => Value::Bool(*b),
             Yaml::Int(i) => Value::from(*i),
-            Yaml::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+            Yaml::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             Yaml::Str(s) => Value::String(s.clone()),
             Yaml::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             Yaml::Map(entries) => {
@@ -108,16 +106,21 @@ impl Node {
 
 /// Parses every document of a file.
 pub fn load_file(path: &Path) -> Result<Vec<Node>, Diagnostic> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::parse(format!("cannot read {}: {e}", path.display()), None)
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::parse(format!("cannot read {}: {e}", path.display()), None))?;
     load_str(&text, path)
 }
 
 /// Parses every document of `text`, attributing positions to `path`.
 pub fn load_str(text: &str, path: &Path) -> Result<Vec<Node>, Diagnostic> {
     let file = Arc::new(path.to_path_buf());
-    let mut builder = Builder { file: file.clone(), stack: Vec::new(), docs: Vec::new(), anchors: HashMap::new(), error: None };
+    let mut builder = Builder {
+        file: file.clone(),
+        stack: Vec::new(),
+        docs: Vec::new(),
+        anchors: HashMap::new(),
+        error: None,
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
@@ -136,15 +139,30 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Node>, Diagnostic> {
 pub fn load_single(path: &Path) -> Result<Node, Diagnostic> {
     let mut docs = load_file(path)?;
     match docs.len() {
-        0 => Ok(Node { value: Yaml::Null, span: Span::new(Arc::new(path.to_path_buf()), 1, 1) }),
+        0 => Ok(Node {
+            value: Yaml::Null,
+            span: Span::new(Arc::new(path.to_path_buf()), 1, 1),
+        }),
         1 => Ok(docs.remove(0)),
-        _ => Err(Diagnostic::parse("expected a single YAML document, found several", Some(docs[1].span.clone()))),
+        _ => Err(Diagnostic::parse(
+            "expected a single YAML document, found several",
+            Some(docs[1].span.clone()),
+        )),
     }
 }
 
 enum Frame {
-    Seq { span: Span, anchor: usize, items: Vec<Node> },
-    Map { span: Span, anchor: usize, entries: Vec<(Node, Node)>, pending_key: Option<Node> },
+    Seq {
+        span: Span,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        span: Span,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        pending_key: Option<Node>,
+    },
 }
 
 struct Builder {
@@ -166,7 +184,11 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.docs.push(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => entries.push((key, node)),
             },
@@ -182,7 +204,9 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let span = self.span(&mark);
-                let forced_str = tag.as_ref().is_some_and(|t| t.suffix == "str" || t.suffix == "unsafe");
+                let forced_str = tag
+                    .as_ref()
+                    .is_some_and(|t| t.suffix == "str" || t.suffix == "unsafe");
                 let value = if style == TScalarStyle::Plain && !forced_str {
                     resolve_plain(&text)
                 } else {
@@ -196,15 +220,32 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceStart(anchor, _) => {
                 let span = self.span(&mark);
-                self.stack.push(Frame::Seq { span, anchor, items: Vec::new() });
+                self.stack.push(Frame::Seq {
+                    span,
+                    anchor,
+                    items: Vec::new(),
+                });
             }
             Event::MappingStart(anchor, _) => {
                 let span = self.span(&mark);
-                self.stack.push(Frame::Map { span, anchor, entries: Vec::new(), pending_key: None });
+                self.stack.push(Frame::Map {
+                    span,
+                    anchor,
+                    entries: Vec::new(),
+                    pending_key: None,
+                });
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq { span, anchor, items }) = self.stack.pop() {
-                    let node = Node { value: Yaml::Seq(items), span };
+                if let Some(Frame::Seq {
+                    span,
+                    anchor,
+                    items,
+                }) = self.stack.pop()
+                {
+                    let node = Node {
+                        value: Yaml::Seq(items),
+                        span,
+                    };
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());
                     }
@@ -212,7 +253,13 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { span, anchor, entries, .. }) = self.stack.pop() {
+                if let Some(Frame::Map {
+                    span,
+                    anchor,
+                    entries,
+                    ..
+                }) = self.stack.pop()
+                {
                     let entries = match apply_merge_keys(entries) {
                         Ok(e) => e,
                         Err(err) => {
@@ -227,7 +274,10 @@ impl MarkedEventReceiver for Builder {
                     // The parser marks a block mapping where its first value starts; its first key is
                     // where a person sees the mapping begin.
                     let span = entries.first().map(|(k, _)| k.span.clone()).unwrap_or(span);
-                    let node = Node { value: Yaml::Map(entries), span };
+                    let node = Node {
+                        value: Yaml::Map(entries),
+                        span,
+                    };
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());
                     }
@@ -240,7 +290,10 @@ impl MarkedEventReceiver for Builder {
                     self.push_node(node);
                 }
                 None => {
-                    self.error = Some(Diagnostic::parse("YAML alias refers to an unknown anchor", Some(self.span(&mark))));
+                    self.error = Some(Diagnostic::parse(
+                        "YAML alias refers to an unknown anchor",
+                        Some(self.span(&mark)),
+                    ));
                 }
             },
             Event::DocumentEnd => {
@@ -266,22 +319,39 @@ fn apply_merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Dia
         let sources: Vec<Node> = match v.value {
             Yaml::Map(_) => vec![v],
             Yaml::Seq(items) => items,
-            _ => return Err(Diagnostic::parse("a merge key `<<` needs a mapping or a list of mappings", Some(v.span))),
+            _ => {
+                return Err(Diagnostic::parse(
+                    "a merge key `<<` needs a mapping or a list of mappings",
+                    Some(v.span),
+                ))
+            }
         };
         for source in sources {
             match source.value {
                 Yaml::Map(inner) => {
                     for (ik, iv) in inner {
-                        if !merged.iter().any(|(mk, _)| mk.key_string() == ik.key_string()) {
+                        if !merged
+                            .iter()
+                            .any(|(mk, _)| mk.key_string() == ik.key_string())
+                        {
                             merged.push((ik, iv));
                         }
                     }
                 }
-                _ => return Err(Diagnostic::parse("a merge key `<<` needs mappings", Some(source.span))),
+                _ => {
+                    return Err(Diagnostic::parse(
+                        "a merge key `<<` needs mappings",
+                        Some(source.span),
+                    ))
+                }
             }
         }
     }
-    merged.retain(|(mk, _)| !explicit.iter().any(|(ek, _)| ek.key_string() == mk.key_string()));
+    merged.retain(|(mk, _)| {
+        !explicit
+            .iter()
+            .any(|(ek, _)| ek.key_string() == mk.key_string())
+    });
     merged.extend(explicit);
     Ok(merged)
 }
@@ -293,8 +363,11 @@ fn duplicate_key_error(entries: &[(Node, Node)]) -> Option<Diagnostic> {
         if let Some(name) = k.key_string() {
             if let Some(first) = seen.get(&name) {
                 return Some(
-                    Diagnostic::parse(format!("duplicate key `{name}` in a mapping"), Some(k.span.clone()))
-                        .with_hint(format!("it was first set at {first}")),
+                    Diagnostic::parse(
+                        format!("duplicate key `{name}` in a mapping"),
+                        Some(k.span.clone()),
+                    )
+                    .with_hint(format!("it was first set at {first}")),
                 );
             }
             seen.insert(name, &k.span);
@@ -307,9 +380,15 @@ fn duplicate_key_error(entries: &[(Node, Node)]) -> Option<Diagnostic> {
 pub fn resolve_plain(text: &str) -> Yaml {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Yaml::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Yaml::Bool(true),
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Yaml::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Yaml::Float(f64::INFINITY),
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Yaml::Bool(true)
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Yaml::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Yaml::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Yaml::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Yaml::Float(f64::NAN),
         _ => {}
@@ -356,10 +435,15 @@ fn is_yaml11_float(text: &str) -> bool {
         Some(i) => (&body[..i], Some(&body[i + 1..])),
         None => (body, None),
     };
-    let Some(dot) = mantissa.find('.') else { return false };
+    let Some(dot) = mantissa.find('.') else {
+        return false;
+    };
     let (int_part, frac_part) = (&mantissa[..dot], &mantissa[dot + 1..]);
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    if !digits_ok(int_part) || !digits_ok(frac_part) || (int_part.is_empty() && frac_part.is_empty()) {
+    if !digits_ok(int_part)
+        || !digits_ok(frac_part)
+        || (int_part.is_empty() && frac_part.is_empty())
+    {
         return false;
     }
     match exponent {
@@ -369,27 +453,6 @@ fn is_yaml11_float(text: &str) -> bool {
             !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
         }
     }
-}
-
-/// Converts a JSON value back to a YAML node without position (for values made at run time).
-pub fn from_json(value: &serde_json::Value, span: &Span) -> Node {
-    use serde_json::Value;
-    let yaml = match value {
-        Value::Null => Yaml::Null,
-        Value::Bool(b) => Yaml::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Int(i),
-            None => Yaml::Float(n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => Yaml::Str(s.clone()),
-        Value::Array(a) => Yaml::Seq(a.iter().map(|v| from_json(v, span)).collect()),
-        Value::Object(o) => Yaml::Map(
-            o.iter()
-                .map(|(k, v)| (Node { value: Yaml::Str(k.clone()), span: span.clone() }, from_json(v, span)))
-                .collect(),
-        ),
-    };
-    Node { value: yaml, span: span.clone() }
 }
 
 #[cfg(test)]
@@ -416,7 +479,10 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let n = one("- name: x\n  comand: echo\n");
-        let task = &n.as_seq().expect("seq")[0];
+        let task = match &n.value {
+            Yaml::Seq(items) => &items[0],
+            _ => panic!("expected a sequence"),
+        };
         let (k, _) = &task.as_map().expect("map")[1];
         assert_eq!((k.span.line, k.span.col), (2, 3));
     }

@@ -112,7 +112,9 @@ pub struct RunningOrch(std::thread::JoinHandle<RunOutput>);
 impl RunningOrch {
     #[track_caller]
     pub fn wait(self) -> RunOutput {
-        self.0.join().unwrap_or_else(|_| panic!("the orch runner thread panicked"))
+        self.0
+            .join()
+            .unwrap_or_else(|_| panic!("the orch runner thread panicked"))
     }
 }
 
