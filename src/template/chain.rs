@@ -29,7 +29,8 @@ pub struct Attempt {
 impl Attempt {
     /// Whether some marker was used unguarded (or never reached a guard).
     pub fn misused(&self) -> bool {
-        self.misused.load(Ordering::Relaxed) || self.created.load(Ordering::Relaxed) != self.guarded.load(Ordering::Relaxed)
+        self.misused.load(Ordering::Relaxed)
+            || self.created.load(Ordering::Relaxed) != self.guarded.load(Ordering::Relaxed)
     }
 
     fn flag(&self) {
@@ -47,7 +48,10 @@ pub struct ChainUndefined {
 impl ChainUndefined {
     fn misuse(&self) -> Error {
         self.attempt.flag();
-        Error::new(ErrorKind::UndefinedError, format!("`{}` is undefined", self.name))
+        Error::new(
+            ErrorKind::UndefinedError,
+            format!("`{}` is undefined", self.name),
+        )
     }
 }
 
@@ -88,7 +92,10 @@ impl Object for ChainUndefined {
         Err(self.misuse())
     }
 
-    fn custom_cmp(self: &Arc<Self>, _other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+    fn custom_cmp(
+        self: &Arc<Self>,
+        _other: &minijinja::value::DynObject,
+    ) -> Option<std::cmp::Ordering> {
         self.attempt.flag();
         None
     }
@@ -161,18 +168,27 @@ impl Object for ChainProxy {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn marker(name: String, attempt: &Arc<Attempt>) -> Value {
     attempt.created.fetch_add(1, Ordering::Relaxed);
-    Value::from_object(ChainUndefined { name, attempt: attempt.clone() })
+    Value::from_object(ChainUndefined {
+        name,
+        attempt: attempt.clone(),
+    })
 }
 
 fn wrap(value: Value, path: String, attempt: &Arc<Attempt>) -> Value {
     let container = matches!(value.kind(), ValueKind::Map | ValueKind::Seq);
     if container && value.downcast_object_ref::<ChainProxy>().is_none() {
-        Value::from_object(ChainProxy { inner: value, path, attempt: attempt.clone(), globals: None })
+        Value::from_object(ChainProxy {
+            inner: value,
+            path,
+            attempt: attempt.clone(),
+            globals: None,
+        })
     } else {
         value
     }
@@ -217,7 +233,9 @@ pub fn require_defined(value: &Value) -> Result<(), Error> {
 
 /// The name a marker stands for (used by `mandatory`).
 pub fn marker_name(value: &Value) -> Option<String> {
-    value.downcast_object_ref::<ChainUndefined>().map(|m| m.name.clone())
+    value
+        .downcast_object_ref::<ChainUndefined>()
+        .map(|m| m.name.clone())
 }
 
 /// Replaces retry proxies in a result by the values they wrap; `None` when a marker is left in it.
@@ -230,10 +248,18 @@ pub fn strip(value: Value) -> Option<Value> {
     }
     match value.kind() {
         ValueKind::Seq => {
-            let items = value.try_iter().ok()?.map(strip).collect::<Option<Vec<_>>>()?;
+            let items = value
+                .try_iter()
+                .ok()?
+                .map(strip)
+                .collect::<Option<Vec<_>>>()?;
             Some(Value::from(items))
         }
-        ValueKind::Map if value.as_object().is_some_and(|o| o.downcast_ref::<super::lazy::LazyVars>().is_none()) => {
+        ValueKind::Map
+            if value
+                .as_object()
+                .is_some_and(|o| o.downcast_ref::<super::lazy::LazyVars>().is_none()) =>
+        {
             let mut pairs = Vec::new();
             for key in value.try_iter().ok()? {
                 let item = value.get_item(&key).ok()?;

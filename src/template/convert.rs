@@ -20,7 +20,9 @@ pub fn to_json(value: &Value) -> Json {
         ValueKind::Bool => Json::Bool(value.is_true()),
         ValueKind::Number => number_to_json(value),
         ValueKind::String => Json::String(value.as_str().unwrap_or_default().to_string()),
-        ValueKind::Bytes => Json::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()),
+        ValueKind::Bytes => {
+            Json::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned())
+        }
         ValueKind::Seq | ValueKind::Iterable => match value.try_iter() {
             Ok(items) => Json::Array(items.map(|item| to_json(&item)).collect()),
             Err(_) => Json::Null,
@@ -49,7 +51,9 @@ fn number_to_json(value: &Value) -> Json {
         }
     }
     match f64::try_from(value.clone()) {
-        Ok(f) => serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null),
+        Ok(f) => serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Err(_) => Json::Null,
     }
 }
@@ -70,7 +74,10 @@ pub fn from_json(value: &Json) -> Value {
         }
         Json::String(s) => Value::from(s.as_str()),
         Json::Array(items) => Value::from(items.iter().map(from_json).collect::<Vec<_>>()),
-        Json::Object(map) => Value::from_pairs(map.iter().map(|(k, v)| (Value::from(k.as_str()), from_json(v)))),
+        Json::Object(map) => Value::from_pairs(
+            map.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), from_json(v))),
+        ),
     }
 }
 
@@ -141,7 +148,11 @@ pub fn python_float(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "inf".into() } else { "-inf".into() }
+        if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else {
@@ -156,7 +167,11 @@ pub fn python_float(f: f64) -> String {
 
 /// Python's `repr()` of a string: single quotes unless the text holds a single quote only.
 pub fn python_repr_str(s: &str, out: &mut String) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -186,7 +201,12 @@ mod unit {
     fn json_round_trip_keeps_types_and_order() {
         let original = json!({"z": 1, "a": [true, null, 1.5, "x"], "m": {"k": -3}, "big": 18446744073709551615u64});
         assert_eq!(to_json(&from_json(&original)), original);
-        let keys: Vec<String> = to_json(&from_json(&original)).as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<String> = to_json(&from_json(&original))
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["z", "a", "m", "big"]);
     }
 
@@ -198,7 +218,10 @@ mod unit {
     #[test]
     fn python_forms() {
         let v = from_json(&json!({"a": [1, "it's", true, null, 2.0], "b": "x"}));
-        assert_eq!(python_str(&v), r#"{'a': [1, "it's", True, None, 2.0], 'b': 'x'}"#);
+        assert_eq!(
+            python_str(&v),
+            r#"{'a': [1, "it's", True, None, 2.0], 'b': 'x'}"#
+        );
         assert_eq!(python_str(&Value::from("plain")), "plain");
         assert_eq!(python_float(1e20), "1e+20");
         assert_eq!(python_float(0.5), "0.5");

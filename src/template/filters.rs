@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use super::chain::{self, require_defined};
 use super::convert::{from_json, python_repr, python_str, to_json};
-use super::serialize::{pyyaml_dump, python_json, JsonStyle, YamlStyle};
+use super::serialize::{python_json, pyyaml_dump, JsonStyle, YamlStyle};
 use super::{bool_word, MANDATORY_PREFIX};
 
 pub fn register(env: &mut Environment<'static>) {
@@ -50,12 +50,20 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("checksum", |v: &Value| digest_hex("sha1", &input_str(v)?));
     env.add_filter("sha1", |v: &Value| digest_hex("sha1", &input_str(v)?));
     env.add_filter("md5", |v: &Value| digest_hex("md5", &input_str(v)?));
-    env.add_filter("basename", |v: &Value| Ok::<_, Error>(basename(&input_str(v)?)));
-    env.add_filter("dirname", |v: &Value| Ok::<_, Error>(dirname(&input_str(v)?)));
-    env.add_filter("expanduser", |v: &Value| Ok::<_, Error>(expanduser(&input_str(v)?)));
+    env.add_filter("basename", |v: &Value| {
+        Ok::<_, Error>(basename(&input_str(v)?))
+    });
+    env.add_filter("dirname", |v: &Value| {
+        Ok::<_, Error>(dirname(&input_str(v)?))
+    });
+    env.add_filter("expanduser", |v: &Value| {
+        Ok::<_, Error>(expanduser(&input_str(v)?))
+    });
     env.add_filter("splitext", splitext);
     env.add_filter("path_join", path_join);
-    env.add_filter("quote", |v: &Value| Ok::<_, Error>(shell_quote(&input_str(v)?)));
+    env.add_filter("quote", |v: &Value| {
+        Ok::<_, Error>(shell_quote(&input_str(v)?))
+    });
     env.add_filter("ternary", ternary);
     env.add_filter("urlsplit", urlsplit);
     env.add_filter("flatten", flatten);
@@ -76,7 +84,8 @@ pub fn python_formatter(out: &mut Output, state: &mut State, value: &Value) -> R
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
             let mut text = String::new();
             python_repr(value, &mut text);
-            out.write_str(&text).map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write output"))
+            out.write_str(&text)
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write output"))
         }
         _ => escape_formatter(out, state, value),
     }
@@ -87,7 +96,11 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// Binds positional and keyword arguments to parameter names, as Python does.
-fn bind<const N: usize>(filter: &str, args: Rest<ValueOrKwargs>, names: [&str; N]) -> Result<[Option<Value>; N], Error> {
+fn bind<const N: usize>(
+    filter: &str,
+    args: Rest<ValueOrKwargs>,
+    names: [&str; N],
+) -> Result<[Option<Value>; N], Error> {
     let mut bound: [Option<Value>; N] = std::array::from_fn(|_| None);
     let mut position = 0;
     for arg in args.into_values() {
@@ -95,13 +108,19 @@ fn bind<const N: usize>(filter: &str, args: Rest<ValueOrKwargs>, names: [&str; N
             let kwargs = Kwargs::try_from(arg)?;
             for key in kwargs.args() {
                 let index = names.iter().position(|n| *n == key).ok_or_else(|| {
-                    Error::new(ErrorKind::TooManyArguments, format!("{filter}: unexpected keyword argument '{key}'"))
+                    Error::new(
+                        ErrorKind::TooManyArguments,
+                        format!("{filter}: unexpected keyword argument '{key}'"),
+                    )
                 })?;
                 bound[index] = Some(kwargs.peek::<Value>(key)?);
             }
         } else {
             if position >= N {
-                return Err(Error::new(ErrorKind::TooManyArguments, format!("{filter}: too many arguments")));
+                return Err(Error::new(
+                    ErrorKind::TooManyArguments,
+                    format!("{filter}: too many arguments"),
+                ));
             }
             bound[position] = Some(arg);
             position += 1;
@@ -111,11 +130,16 @@ fn bind<const N: usize>(filter: &str, args: Rest<ValueOrKwargs>, names: [&str; N
 }
 
 fn flag(value: &Option<Value>, default: bool) -> bool {
-    value.as_ref().map_or(default, |v| to_bool(v).unwrap_or(false))
+    value
+        .as_ref()
+        .map_or(default, |v| to_bool(v).unwrap_or(false))
 }
 
 fn text_arg(value: &Option<Value>, default: &str) -> String {
-    value.as_ref().filter(|v| !v.is_none()).map_or_else(|| default.to_string(), python_str)
+    value
+        .as_ref()
+        .filter(|v| !v.is_none())
+        .map_or_else(|| default.to_string(), python_str)
 }
 
 /// The text of a filter's input, as Python's `to_text` would give it.
@@ -127,7 +151,10 @@ fn input_str(value: &Value) -> Result<String, Error> {
 fn input_list(value: &Value) -> Result<Vec<Value>, Error> {
     require_defined(value)?;
     if value.kind() == ValueKind::String {
-        return Err(invalid(format!("expected a list, got a string ({})", python_str(value))));
+        return Err(invalid(format!(
+            "expected a list, got a string ({})",
+            python_str(value)
+        )));
     }
     Ok(value.try_iter()?.collect())
 }
@@ -148,7 +175,10 @@ fn mandatory(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
         return Ok(value.clone());
     }
     let message = text_arg(&msg, "Mandatory variable '{name}' not defined.");
-    Err(Error::new(ErrorKind::UndefinedError, format!("{MANDATORY_PREFIX}{message}")))
+    Err(Error::new(
+        ErrorKind::UndefinedError,
+        format!("{MANDATORY_PREFIX}{message}"),
+    ))
 }
 
 /// Ansible's `bool`: `yes/on/1/true` (any case) and the number 1 are true, everything else false.
@@ -157,7 +187,14 @@ pub fn to_bool(value: &Value) -> Result<bool, Error> {
     Ok(match value.kind() {
         ValueKind::Bool => value.is_true(),
         ValueKind::String => {
-            matches!(value.as_str().unwrap_or_default().to_ascii_lowercase().as_str(), "yes" | "on" | "1" | "true")
+            matches!(
+                value
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "yes" | "on" | "1" | "true"
+            )
         }
         ValueKind::Number => f64::try_from(value.clone()).is_ok_and(|f| f == 1.0),
         _ => false,
@@ -178,14 +215,22 @@ fn int(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
 fn parse_int(value: &Value, base: u32) -> Option<i64> {
     match value.kind() {
         ValueKind::Bool => Some(i64::from(value.is_true())),
-        ValueKind::Number => {
-            value.as_i64().or_else(|| f64::try_from(value.clone()).ok().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))
-        }
+        ValueKind::Number => value.as_i64().or_else(|| {
+            f64::try_from(value.clone())
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
         ValueKind::String => {
             let text = value.as_str()?.trim().replace('_', "");
             parse_int_text(&text, base).or_else(|| {
                 // Jinja2 falls back to int(float(value)): "1.9" gives 1.
-                (base == 10).then(|| text.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))?
+                (base == 10).then(|| {
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.trunc() as i64)
+                })?
             })
         }
         _ => None,
@@ -221,7 +266,11 @@ fn float(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
         ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
         ValueKind::Number => f64::try_from(value.clone()).ok(),
         ValueKind::String => {
-            let text = value.as_str().unwrap_or_default().trim().to_ascii_lowercase();
+            let text = value
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             match text.as_str() {
                 "inf" | "+inf" | "infinity" => Some(f64::INFINITY),
                 "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
@@ -231,7 +280,9 @@ fn float(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
         }
         _ => None,
     };
-    Ok(parsed.map(Value::from).unwrap_or_else(|| default.unwrap_or_else(|| Value::from(0.0))))
+    Ok(parsed
+        .map(Value::from)
+        .unwrap_or_else(|| default.unwrap_or_else(|| Value::from(0.0))))
 }
 
 fn string(value: &Value) -> Result<Value, Error> {
@@ -259,8 +310,13 @@ pub fn compile_regex(pattern: &str, ignorecase: bool, multiline: bool) -> Result
         flags.push('m');
     }
     let translated = pattern.replace("\\Z", "\\z");
-    let full = if flags.is_empty() { translated } else { format!("(?{flags}){translated}") };
-    Regex::new(&full).map_err(|e| invalid(format!("invalid regular expression {pattern:?}")).with_source(e))
+    let full = if flags.is_empty() {
+        translated
+    } else {
+        format!("(?{flags}){translated}")
+    };
+    Regex::new(&full)
+        .map_err(|e| invalid(format!("invalid regular expression {pattern:?}")).with_source(e))
 }
 
 /// A Python replacement template (`\1`, `\g<name>`, `\n`) in Rust's syntax (`${1}`, `${name}`).
@@ -316,20 +372,36 @@ fn regex_replace(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Erro
     let [pattern, replacement, ignorecase, multiline, count, mandatory_count] = bind(
         "regex_replace",
         args,
-        ["pattern", "replacement", "ignorecase", "multiline", "count", "mandatory_count"],
+        [
+            "pattern",
+            "replacement",
+            "ignorecase",
+            "multiline",
+            "count",
+            "mandatory_count",
+        ],
     )?;
     let text = input_str(value)?;
-    let re = compile_regex(&text_arg(&pattern, ""), flag(&ignorecase, false), flag(&multiline, false))?;
+    let re = compile_regex(
+        &text_arg(&pattern, ""),
+        flag(&ignorecase, false),
+        flag(&multiline, false),
+    )?;
     let replacement = python_replacement(&text_arg(&replacement, ""));
     let count = count.and_then(|c| c.as_usize()).unwrap_or(0);
     let required = mandatory_count.and_then(|c| c.as_usize()).unwrap_or(0);
     if required > 0 {
         let found = re.find_iter(&text).count();
         if found != required {
-            return Err(invalid(format!("'{}' should match {required} times, but matches {found} times", re.as_str())));
+            return Err(invalid(format!(
+                "'{}' should match {required} times, but matches {found} times",
+                re.as_str()
+            )));
         }
     }
-    Ok(Value::from(re.replacen(&text, count, replacement.as_str()).into_owned()))
+    Ok(Value::from(
+        re.replacen(&text, count, replacement.as_str()).into_owned(),
+    ))
 }
 
 fn regex_search(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
@@ -345,9 +417,16 @@ fn regex_search(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error
     let [ignorecase, multiline] = bind("regex_search", Rest(options), ["ignorecase", "multiline"])?;
     let text = input_str(value)?;
     let Some((pattern, group_args)) = positional.split_first() else {
-        return Err(Error::new(ErrorKind::MissingArgument, "regex_search: missing the regular expression"));
+        return Err(Error::new(
+            ErrorKind::MissingArgument,
+            "regex_search: missing the regular expression",
+        ));
     };
-    let re = compile_regex(&python_str(pattern), flag(&ignorecase, false), flag(&multiline, false))?;
+    let re = compile_regex(
+        &python_str(pattern),
+        flag(&ignorecase, false),
+        flag(&multiline, false),
+    )?;
     let Some(captures) = re.captures(&text) else {
         return Ok(Value::from(()));
     };
@@ -357,15 +436,21 @@ fn regex_search(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error
     let mut groups = Vec::new();
     for arg in group_args {
         let spec = python_str(arg);
-        let found = if let Some(name) = spec.strip_prefix("\\g<").and_then(|s| s.strip_suffix('>')) {
+        let found = if let Some(name) = spec.strip_prefix("\\g<").and_then(|s| s.strip_suffix('>'))
+        {
             match name.parse::<usize>() {
                 Ok(index) => captures.get(index),
                 Err(_) => captures.name(name),
             }
-        } else if let Some(index) = spec.strip_prefix('\\').and_then(|s| s.parse::<usize>().ok()) {
+        } else if let Some(index) = spec
+            .strip_prefix('\\')
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             captures.get(index)
         } else {
-            return Err(invalid(format!("regex_search: unknown argument {spec:?} (use '\\\\1' or '\\\\g<name>')")));
+            return Err(invalid(format!(
+                "regex_search: unknown argument {spec:?} (use '\\\\1' or '\\\\g<name>')"
+            )));
         };
         groups.push(found.map_or_else(|| Value::from(()), |m| Value::from(m.as_str())));
     }
@@ -373,9 +458,14 @@ fn regex_search(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error
 }
 
 fn regex_findall(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
-    let [pattern, multiline, ignorecase] = bind("regex_findall", args, ["regex", "multiline", "ignorecase"])?;
+    let [pattern, multiline, ignorecase] =
+        bind("regex_findall", args, ["regex", "multiline", "ignorecase"])?;
     let text = input_str(value)?;
-    let re = compile_regex(&text_arg(&pattern, ""), flag(&ignorecase, false), flag(&multiline, false))?;
+    let re = compile_regex(
+        &text_arg(&pattern, ""),
+        flag(&ignorecase, false),
+        flag(&multiline, false),
+    )?;
     let groups = re.captures_len() - 1;
     let found: Vec<Value> = re
         .captures_iter(&text)
@@ -432,12 +522,16 @@ fn union(a: &Value, b: &Value) -> Result<Value, Error> {
 
 fn intersect(a: &Value, b: &Value) -> Result<Value, Error> {
     let (a, b) = (input_list(a)?, input_list(b)?);
-    Ok(Value::from(unique_values(a.into_iter().filter(|x| b.contains(x)))))
+    Ok(Value::from(unique_values(
+        a.into_iter().filter(|x| b.contains(x)),
+    )))
 }
 
 fn difference(a: &Value, b: &Value) -> Result<Value, Error> {
     let (a, b) = (input_list(a)?, input_list(b)?);
-    Ok(Value::from(unique_values(a.into_iter().filter(|x| !b.contains(x)))))
+    Ok(Value::from(unique_values(
+        a.into_iter().filter(|x| !b.contains(x)),
+    )))
 }
 
 fn symmetric_difference(a: &Value, b: &Value) -> Result<Value, Error> {
@@ -460,7 +554,16 @@ fn combine(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     let [recursive, list_merge] = bind("combine", Rest(options), ["recursive", "list_merge"])?;
     let recursive = flag(&recursive, false);
     let list_merge = text_arg(&list_merge, "replace");
-    if !["replace", "keep", "append", "prepend", "append_rp", "prepend_rp"].contains(&list_merge.as_str()) {
+    if ![
+        "replace",
+        "keep",
+        "append",
+        "prepend",
+        "append_rp",
+        "prepend_rp",
+    ]
+    .contains(&list_merge.as_str())
+    {
         return Err(invalid(format!("combine: list_merge must be one of replace, keep, append, prepend, append_rp, prepend_rp, not {list_merge:?}")));
     }
     let mut dicts = Vec::new();
@@ -483,20 +586,31 @@ fn collect_dicts(term: &Json, out: &mut Vec<serde_json::Map<String, Json>>) -> R
                 collect_dicts(item, out)?;
             }
         }
-        other => return Err(invalid(format!("combine expects dictionaries, got {other}"))),
+        other => {
+            return Err(invalid(format!(
+                "combine expects dictionaries, got {other}"
+            )))
+        }
     }
     Ok(())
 }
 
 /// Ansible's `merge_hash`.
-fn merge_hash(into: &mut serde_json::Map<String, Json>, from: serde_json::Map<String, Json>, recursive: bool, list_merge: &str) {
+fn merge_hash(
+    into: &mut serde_json::Map<String, Json>,
+    from: serde_json::Map<String, Json>,
+    recursive: bool,
+    list_merge: &str,
+) {
     for (key, new) in from {
         let Some(old) = into.get_mut(&key) else {
             into.insert(key, new);
             continue;
         };
         match (old, new) {
-            (Json::Object(old_map), Json::Object(new_map)) if recursive => merge_hash(old_map, new_map, recursive, list_merge),
+            (Json::Object(old_map), Json::Object(new_map)) if recursive => {
+                merge_hash(old_map, new_map, recursive, list_merge)
+            }
             (Json::Array(old_list), Json::Array(new_list)) => match list_merge {
                 "keep" => {}
                 "append" => old_list.extend(new_list),
@@ -510,7 +624,10 @@ fn merge_hash(into: &mut serde_json::Map<String, Json>, from: serde_json::Map<St
                     old_list.extend(new_list);
                 }
                 "prepend_rp" => {
-                    let kept: Vec<Json> = old_list.drain(..).filter(|x| !new_list.contains(x)).collect();
+                    let kept: Vec<Json> = old_list
+                        .drain(..)
+                        .filter(|x| !new_list.contains(x))
+                        .collect();
                     *old_list = new_list;
                     old_list.extend(kept);
                 }
@@ -525,13 +642,19 @@ fn dict2items(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> 
     let [key_name, value_name] = bind("dict2items", args, ["key_name", "value_name"])?;
     require_defined(value)?;
     if value.kind() != ValueKind::Map {
-        return Err(invalid(format!("dict2items requires a dictionary, got {}", value.kind())));
+        return Err(invalid(format!(
+            "dict2items requires a dictionary, got {}",
+            value.kind()
+        )));
     }
     let (key_name, value_name) = (text_arg(&key_name, "key"), text_arg(&value_name, "value"));
     let mut items = Vec::new();
     for key in value.try_iter()? {
         let item = value.get_item(&key)?;
-        items.push(Value::from_pairs([(key_name.as_str(), key), (value_name.as_str(), item)]));
+        items.push(Value::from_pairs([
+            (key_name.as_str(), key),
+            (value_name.as_str(), item),
+        ]));
     }
     Ok(Value::from(items))
 }
@@ -542,19 +665,36 @@ fn items2dict(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> 
     let mut map = IndexMap::new();
     for item in input_list(value)? {
         let key = item.get_attr(&key_name).ok().filter(|v| !v.is_undefined());
-        let entry = item.get_attr(&value_name).ok().filter(|v| !v.is_undefined());
+        let entry = item
+            .get_attr(&value_name)
+            .ok()
+            .filter(|v| !v.is_undefined());
         match (key, entry) {
             (Some(key), Some(entry)) => {
                 map.insert(key, entry);
             }
-            _ => return Err(invalid(format!("items2dict: each item needs '{key_name}' and '{value_name}' keys, got {}", python_str(&item)))),
+            _ => {
+                return Err(invalid(format!(
+                    "items2dict: each item needs '{key_name}' and '{value_name}' keys, got {}",
+                    python_str(&item)
+                )))
+            }
         }
     }
     Ok(Value::from_pairs(map))
 }
 
-fn json_style(filter: &str, args: Rest<ValueOrKwargs>, indent: Option<usize>, sort_keys: bool) -> Result<JsonStyle, Error> {
-    let [indent_arg, sort_arg, ascii_arg, _separators] = bind(filter, args, ["indent", "sort_keys", "ensure_ascii", "separators"])?;
+fn json_style(
+    filter: &str,
+    args: Rest<ValueOrKwargs>,
+    indent: Option<usize>,
+    sort_keys: bool,
+) -> Result<JsonStyle, Error> {
+    let [indent_arg, sort_arg, ascii_arg, _separators] = bind(
+        filter,
+        args,
+        ["indent", "sort_keys", "ensure_ascii", "separators"],
+    )?;
     Ok(JsonStyle {
         indent: indent_arg.and_then(|v| v.as_usize()).or(indent),
         sort_keys: flag(&sort_arg, sort_keys),
@@ -576,13 +716,28 @@ fn to_nice_json(value: &Value, args: Rest<ValueOrKwargs>) -> Result<String, Erro
 
 fn from_json_filter(value: &Value) -> Result<Value, Error> {
     let text = input_str(value)?;
-    let parsed: Json = serde_json::from_str(&text).map_err(|e| invalid("from_json: invalid JSON").with_source(e))?;
+    let parsed: Json = serde_json::from_str(&text)
+        .map_err(|e| invalid("from_json: invalid JSON").with_source(e))?;
     Ok(from_json(&parsed))
 }
 
-fn yaml_style(filter: &str, args: Rest<ValueOrKwargs>, indent: usize, flow: Option<bool>) -> Result<YamlStyle, Error> {
-    let [indent_arg, flow_arg, sort_arg, _width, _unicode] =
-        bind(filter, args, ["indent", "default_flow_style", "sort_keys", "width", "allow_unicode"])?;
+fn yaml_style(
+    filter: &str,
+    args: Rest<ValueOrKwargs>,
+    indent: usize,
+    flow: Option<bool>,
+) -> Result<YamlStyle, Error> {
+    let [indent_arg, flow_arg, sort_arg, _width, _unicode] = bind(
+        filter,
+        args,
+        [
+            "indent",
+            "default_flow_style",
+            "sort_keys",
+            "width",
+            "allow_unicode",
+        ],
+    )?;
     Ok(YamlStyle {
         indent: indent_arg.and_then(|v| v.as_usize()).unwrap_or(indent),
         flow: match flow_arg {
@@ -608,8 +763,8 @@ fn to_nice_yaml(value: &Value, args: Rest<ValueOrKwargs>) -> Result<String, Erro
 
 fn parse_yaml(value: &Value) -> Result<Vec<Json>, Error> {
     let text = input_str(value)?;
-    let docs = crate::yaml::load_str(&text, Path::new("<from_yaml>"))
-        .map_err(|e| match &e.span {
+    let docs =
+        crate::yaml::load_str(&text, Path::new("<from_yaml>")).map_err(|e| match &e.span {
             Some(span) => invalid(format!("from_yaml: {} (line {})", e.message, span.line)),
             None => invalid(format!("from_yaml: {}", e.message)),
         })?;
@@ -617,11 +772,15 @@ fn parse_yaml(value: &Value) -> Result<Vec<Json>, Error> {
 }
 
 fn from_yaml(value: &Value) -> Result<Value, Error> {
-    Ok(parse_yaml(value)?.first().map_or_else(|| Value::from(()), from_json))
+    Ok(parse_yaml(value)?
+        .first()
+        .map_or_else(|| Value::from(()), from_json))
 }
 
 fn from_yaml_all(value: &Value) -> Result<Value, Error> {
-    Ok(Value::from(parse_yaml(value)?.iter().map(from_json).collect::<Vec<_>>()))
+    Ok(Value::from(
+        parse_yaml(value)?.iter().map(from_json).collect::<Vec<_>>(),
+    ))
 }
 
 fn b64encode(value: &Value, args: Rest<ValueOrKwargs>) -> Result<String, Error> {
@@ -654,7 +813,11 @@ fn digest_hex(algorithm: &str, text: &str) -> Result<String, Error> {
         "sha256" => hex::encode(sha2::Sha256::digest(bytes)),
         "sha384" => hex::encode(sha2::Sha384::digest(bytes)),
         "sha512" => hex::encode(sha2::Sha512::digest(bytes)),
-        other => return Err(invalid(format!("hash: unsupported hash type {other:?} (md5, sha1, sha224, sha256, sha384, sha512)"))),
+        other => {
+            return Err(invalid(format!(
+                "hash: unsupported hash type {other:?} (md5, sha1, sha224, sha256, sha384, sha512)"
+            )))
+        }
     })
 }
 
@@ -734,7 +897,8 @@ pub fn shell_quote(text: &str) -> String {
 }
 
 fn ternary(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
-    let [true_val, false_val, none_val] = bind("ternary", args, ["true_val", "false_val", "none_val"])?;
+    let [true_val, false_val, none_val] =
+        bind("ternary", args, ["true_val", "false_val", "none_val"])?;
     require_defined(value)?;
     if value.is_none() {
         if let Some(none_val) = none_val {
@@ -752,9 +916,15 @@ fn urlsplit(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     let (rest, fragment) = url.split_once('#').unwrap_or((url.as_str(), ""));
     let (rest, query_part) = rest.split_once('?').unwrap_or((rest, ""));
     let (scheme, rest) = match rest.find(':') {
-        Some(i) if i > 0
-            && rest[..i].chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && rest[..i].chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        Some(i)
+            if i > 0
+                && rest[..i]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && rest[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
         {
             (rest[..i].to_ascii_lowercase(), &rest[i + 1..])
         }
@@ -777,16 +947,26 @@ fn urlsplit(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     };
     let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
         let end = stripped.find(']').unwrap_or(stripped.len());
-        (&stripped[..end], stripped.get(end + 1..).and_then(|p| p.strip_prefix(':')))
+        (
+            &stripped[..end],
+            stripped.get(end + 1..).and_then(|p| p.strip_prefix(':')),
+        )
     } else {
         match hostport.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (hostport, None),
         }
     };
-    let hostname = if host.is_empty() { Value::from(()) } else { Value::from(host.to_ascii_lowercase()) };
+    let hostname = if host.is_empty() {
+        Value::from(())
+    } else {
+        Value::from(host.to_ascii_lowercase())
+    };
     let port = match port.filter(|p| !p.is_empty()) {
-        Some(p) => Value::from(p.parse::<u16>().map_err(|_| invalid(format!("urlsplit: invalid port in {url:?}")))?),
+        Some(p) => Value::from(
+            p.parse::<u16>()
+                .map_err(|_| invalid(format!("urlsplit: invalid port in {url:?}")))?,
+        ),
         None => Value::from(()),
     };
     let parts = [
@@ -814,7 +994,12 @@ fn flatten(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     let [levels, skip_nulls] = bind("flatten", args, ["levels", "skip_nulls"])?;
     let levels = levels.and_then(|v| v.as_i64());
     let mut out = Vec::new();
-    flatten_into(input_list(value)?, levels, flag(&skip_nulls, true), &mut out);
+    flatten_into(
+        input_list(value)?,
+        levels,
+        flag(&skip_nulls, true),
+        &mut out,
+    );
     Ok(Value::from(out))
 }
 
@@ -853,7 +1038,9 @@ fn product(value: &Value, others: Rest<Value>) -> Result<Value, Error> {
             })
             .collect();
     }
-    Ok(Value::from(combos.into_iter().map(Value::from).collect::<Vec<_>>()))
+    Ok(Value::from(
+        combos.into_iter().map(Value::from).collect::<Vec<_>>(),
+    ))
 }
 
 fn zip_longest(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
@@ -870,7 +1057,14 @@ fn zip_longest(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error>
     let fill = fill.unwrap_or_else(|| Value::from(()));
     let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
     let rows = (0..longest)
-        .map(|i| Value::from(lists.iter().map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone())).collect::<Vec<_>>()))
+        .map(|i| {
+            Value::from(
+                lists
+                    .iter()
+                    .map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect::<Vec<_>>();
     Ok(Value::from(rows))
 }
@@ -889,7 +1083,10 @@ fn subelements(value: &Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error>
             if skip_missing {
                 continue;
             }
-            return Err(invalid(format!("subelements: could not find '{path}' in {}", python_str(&item))));
+            return Err(invalid(format!(
+                "subelements: could not find '{path}' in {}",
+                python_str(&item)
+            )));
         }
         for sub in input_list(&current)? {
             out.push(Value::from(vec![item.clone(), sub]));
@@ -903,7 +1100,11 @@ fn extract(key: &Value, container: &Value, morekeys: Option<Value>) -> Result<Va
     require_defined(container)?;
     let mut value = container.get_item(key)?;
     if let Some(more) = morekeys {
-        let keys = if more.kind() == ValueKind::Seq { more.try_iter()?.collect() } else { vec![more] };
+        let keys = if more.kind() == ValueKind::Seq {
+            more.try_iter()?.collect()
+        } else {
+            vec![more]
+        };
         for k in keys {
             value = value.get_item(&k)?;
         }
@@ -948,7 +1149,12 @@ fn dict(args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
                     [key, item] => {
                         map.insert(key.clone(), item.clone());
                     }
-                    _ => return Err(invalid(format!("dict: expected pairs, got {}", python_str(&pair)))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "dict: expected pairs, got {}",
+                            python_str(&pair)
+                        )))
+                    }
                 }
             }
         }

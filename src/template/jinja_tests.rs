@@ -13,38 +13,69 @@ use super::filters::{compile_regex, truthy};
 pub fn register(env: &mut Environment<'static>) {
     env.add_test("defined", |v: &Value| !chain::is_undefined(v));
     env.add_test("undefined", |v: &Value| chain::is_undefined(v));
-    env.add_test("truthy", |v: &Value, args: Rest<ValueOrKwargs>| -> Result<bool, Error> {
-        let [convert] = bind("truthy", args, ["convert_bool"])?;
-        require_defined(v)?;
-        Ok(truthy(v, convert.is_some_and(|c| c.is_true())))
+    env.add_test(
+        "truthy",
+        |v: &Value, args: Rest<ValueOrKwargs>| -> Result<bool, Error> {
+            let [convert] = bind("truthy", args, ["convert_bool"])?;
+            require_defined(v)?;
+            Ok(truthy(v, convert.is_some_and(|c| c.is_true())))
+        },
+    );
+    env.add_test(
+        "falsy",
+        |v: &Value, args: Rest<ValueOrKwargs>| -> Result<bool, Error> {
+            let [convert] = bind("falsy", args, ["convert_bool"])?;
+            require_defined(v)?;
+            Ok(!truthy(v, convert.is_some_and(|c| c.is_true())))
+        },
+    );
+    env.add_test("match", |v: &Value, args: Rest<ValueOrKwargs>| {
+        regex_test("match", v, args, Some("match"))
     });
-    env.add_test("falsy", |v: &Value, args: Rest<ValueOrKwargs>| -> Result<bool, Error> {
-        let [convert] = bind("falsy", args, ["convert_bool"])?;
-        require_defined(v)?;
-        Ok(!truthy(v, convert.is_some_and(|c| c.is_true())))
+    env.add_test("search", |v: &Value, args: Rest<ValueOrKwargs>| {
+        regex_test("search", v, args, Some("search"))
     });
-    env.add_test("match", |v: &Value, args: Rest<ValueOrKwargs>| regex_test("match", v, args, Some("match")));
-    env.add_test("search", |v: &Value, args: Rest<ValueOrKwargs>| regex_test("search", v, args, Some("search")));
-    env.add_test("regex", |v: &Value, args: Rest<ValueOrKwargs>| regex_test("regex", v, args, None));
-    env.add_test("contains", |seq: &Value, item: &Value| -> Result<bool, Error> {
-        require_defined(seq)?;
-        contains(seq, item)
+    env.add_test("regex", |v: &Value, args: Rest<ValueOrKwargs>| {
+        regex_test("regex", v, args, None)
     });
-    env.add_test("subset", |a: &Value, b: &Value| -> Result<bool, Error> { all_in(a, b) });
-    env.add_test("superset", |a: &Value, b: &Value| -> Result<bool, Error> { all_in(b, a) });
-    env.add_test("any", |v: &Value| -> Result<bool, Error> { Ok(items(v)?.iter().any(Value::is_true)) });
-    env.add_test("all", |v: &Value| -> Result<bool, Error> { Ok(items(v)?.iter().all(Value::is_true)) });
+    env.add_test(
+        "contains",
+        |seq: &Value, item: &Value| -> Result<bool, Error> {
+            require_defined(seq)?;
+            contains(seq, item)
+        },
+    );
+    env.add_test("subset", |a: &Value, b: &Value| -> Result<bool, Error> {
+        all_in(a, b)
+    });
+    env.add_test("superset", |a: &Value, b: &Value| -> Result<bool, Error> {
+        all_in(b, a)
+    });
+    env.add_test("any", |v: &Value| -> Result<bool, Error> {
+        Ok(items(v)?.iter().any(Value::is_true))
+    });
+    env.add_test("all", |v: &Value| -> Result<bool, Error> {
+        Ok(items(v)?.iter().all(Value::is_true))
+    });
     for name in ["failed", "failure"] {
-        env.add_test(name, |r: &Value| -> Result<bool, Error> { Ok(flag(expect_result(r, "failed")?, "failed")) });
+        env.add_test(name, |r: &Value| -> Result<bool, Error> {
+            Ok(flag(expect_result(r, "failed")?, "failed"))
+        });
     }
     for name in ["success", "succeeded"] {
-        env.add_test(name, |r: &Value| -> Result<bool, Error> { Ok(!flag(expect_result(r, "succeeded")?, "failed")) });
+        env.add_test(name, |r: &Value| -> Result<bool, Error> {
+            Ok(!flag(expect_result(r, "succeeded")?, "failed"))
+        });
     }
     for name in ["changed", "change"] {
-        env.add_test(name, |r: &Value| -> Result<bool, Error> { changed(expect_result(r, "changed")?) });
+        env.add_test(name, |r: &Value| -> Result<bool, Error> {
+            changed(expect_result(r, "changed")?)
+        });
     }
     for name in ["skipped", "skip"] {
-        env.add_test(name, |r: &Value| -> Result<bool, Error> { Ok(flag(expect_result(r, "skipped")?, "skipped")) });
+        env.add_test(name, |r: &Value| -> Result<bool, Error> {
+            Ok(flag(expect_result(r, "skipped")?, "skipped"))
+        });
     }
     env.add_test("unreachable", |r: &Value| -> Result<bool, Error> {
         Ok(flag(expect_result(r, "unreachable")?, "unreachable"))
@@ -55,25 +86,43 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_test("finished", |r: &Value| -> Result<bool, Error> {
         let r = expect_result(r, "finished")?;
         Ok(match r.get_attr("finished") {
-            Ok(v) if !v.is_undefined() => v.as_i64() == Some(1) || (v.kind() == ValueKind::Bool && v.is_true()),
+            Ok(v) if !v.is_undefined() => {
+                v.as_i64() == Some(1) || (v.kind() == ValueKind::Bool && v.is_true())
+            }
             _ => true,
         })
     });
     env.add_test("version", version_test);
     env.add_test("version_compare", version_test);
-    env.add_test("abs", |p: &Value| -> Result<bool, Error> { Ok(Path::new(&path_arg(p)?).is_absolute()) });
-    env.add_test("exists", |p: &Value| -> Result<bool, Error> { Ok(Path::new(&path_arg(p)?).exists()) });
-    env.add_test("file", |p: &Value| -> Result<bool, Error> { Ok(Path::new(&path_arg(p)?).is_file()) });
-    env.add_test("directory", |p: &Value| -> Result<bool, Error> { Ok(Path::new(&path_arg(p)?).is_dir()) });
-    env.add_test("link", |p: &Value| -> Result<bool, Error> { Ok(Path::new(&path_arg(p)?).is_symlink()) });
-    env.add_test("vault_encrypted", |v: &Value| v.as_str().is_some_and(|s| s.starts_with("$ANSIBLE_VAULT;")));
+    env.add_test("abs", |p: &Value| -> Result<bool, Error> {
+        Ok(Path::new(&path_arg(p)?).is_absolute())
+    });
+    env.add_test("exists", |p: &Value| -> Result<bool, Error> {
+        Ok(Path::new(&path_arg(p)?).exists())
+    });
+    env.add_test("file", |p: &Value| -> Result<bool, Error> {
+        Ok(Path::new(&path_arg(p)?).is_file())
+    });
+    env.add_test("directory", |p: &Value| -> Result<bool, Error> {
+        Ok(Path::new(&path_arg(p)?).is_dir())
+    });
+    env.add_test("link", |p: &Value| -> Result<bool, Error> {
+        Ok(Path::new(&path_arg(p)?).is_symlink())
+    });
+    env.add_test("vault_encrypted", |v: &Value| {
+        v.as_str().is_some_and(|s| s.starts_with("$ANSIBLE_VAULT;"))
+    });
 }
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
-fn bind<const N: usize>(test: &str, args: Rest<ValueOrKwargs>, names: [&str; N]) -> Result<[Option<Value>; N], Error> {
+fn bind<const N: usize>(
+    test: &str,
+    args: Rest<ValueOrKwargs>,
+    names: [&str; N],
+) -> Result<[Option<Value>; N], Error> {
     let mut bound: [Option<Value>; N] = std::array::from_fn(|_| None);
     let mut position = 0;
     for arg in args.into_values() {
@@ -81,13 +130,19 @@ fn bind<const N: usize>(test: &str, args: Rest<ValueOrKwargs>, names: [&str; N])
             let kwargs = minijinja::value::Kwargs::try_from(arg)?;
             for key in kwargs.args() {
                 let index = names.iter().position(|n| *n == key).ok_or_else(|| {
-                    Error::new(ErrorKind::TooManyArguments, format!("test {test}: unexpected keyword argument '{key}'"))
+                    Error::new(
+                        ErrorKind::TooManyArguments,
+                        format!("test {test}: unexpected keyword argument '{key}'"),
+                    )
                 })?;
                 bound[index] = Some(kwargs.peek::<Value>(key)?);
             }
         } else {
             if position >= N {
-                return Err(Error::new(ErrorKind::TooManyArguments, format!("test {test}: too many arguments")));
+                return Err(Error::new(
+                    ErrorKind::TooManyArguments,
+                    format!("test {test}: too many arguments"),
+                ));
             }
             bound[position] = Some(arg);
             position += 1;
@@ -96,8 +151,17 @@ fn bind<const N: usize>(test: &str, args: Rest<ValueOrKwargs>, names: [&str; N])
     Ok(bound)
 }
 
-fn regex_test(test: &str, value: &Value, args: Rest<ValueOrKwargs>, mode: Option<&str>) -> Result<bool, Error> {
-    let [pattern, ignorecase, multiline, match_type] = bind(test, args, ["pattern", "ignorecase", "multiline", "match_type"])?;
+fn regex_test(
+    test: &str,
+    value: &Value,
+    args: Rest<ValueOrKwargs>,
+    mode: Option<&str>,
+) -> Result<bool, Error> {
+    let [pattern, ignorecase, multiline, match_type] = bind(
+        test,
+        args,
+        ["pattern", "ignorecase", "multiline", "match_type"],
+    )?;
     require_defined(value)?;
     let pattern = pattern.map(|p| python_str(&p)).unwrap_or_default();
     let mode = match (mode, match_type) {
@@ -110,10 +174,16 @@ fn regex_test(test: &str, value: &Value, args: Rest<ValueOrKwargs>, mode: Option
     let text = python_str(value);
     match mode.as_str() {
         // Python's re.match anchors at the start of the text only.
-        "match" => Ok(compile_regex(&format!("\\A(?:{pattern})"), ignorecase, multiline)?.is_match(&text)),
+        "match" => {
+            Ok(compile_regex(&format!("\\A(?:{pattern})"), ignorecase, multiline)?.is_match(&text))
+        }
         "search" => Ok(compile_regex(&pattern, ignorecase, multiline)?.is_match(&text)),
-        "fullmatch" => Ok(compile_regex(&format!("\\A(?:{pattern})\\z"), ignorecase, multiline)?.is_match(&text)),
-        other => Err(invalid(format!("regex: match_type must be match, search or fullmatch, not {other:?}"))),
+        "fullmatch" => Ok(
+            compile_regex(&format!("\\A(?:{pattern})\\z"), ignorecase, multiline)?.is_match(&text),
+        ),
+        other => Err(invalid(format!(
+            "regex: match_type must be match, search or fullmatch, not {other:?}"
+        ))),
     }
 }
 
@@ -170,13 +240,25 @@ fn changed(result: &Value) -> Result<bool, Error> {
 }
 
 fn version_test(value: &Value, args: Rest<ValueOrKwargs>) -> Result<bool, Error> {
-    let [version, operator, strict, version_type] = bind("version", args, ["version", "operator", "strict", "version_type"])?;
+    let [version, operator, strict, version_type] = bind(
+        "version",
+        args,
+        ["version", "operator", "strict", "version_type"],
+    )?;
     require_defined(value)?;
     let left = python_str(value);
-    let right = version.map(|v| python_str(&v)).ok_or_else(|| invalid("version: missing the version to compare with"))?;
-    let operator = operator.map(|o| python_str(&o)).unwrap_or_else(|| "eq".into());
+    let right = version
+        .map(|v| python_str(&v))
+        .ok_or_else(|| invalid("version: missing the version to compare with"))?;
+    let operator = operator
+        .map(|o| python_str(&o))
+        .unwrap_or_else(|| "eq".into());
     let kind = version_type.map(|t| python_str(&t)).unwrap_or_else(|| {
-        if strict.is_some_and(|s| s.is_true()) { "strict".into() } else { "loose".into() }
+        if strict.is_some_and(|s| s.is_true()) {
+            "strict".into()
+        } else {
+            "loose".into()
+        }
     });
     let ordering = compare_versions(&left, &right, &kind)?;
     Ok(match operator.as_str() {
@@ -186,7 +268,11 @@ fn version_test(value: &Value, args: Rest<ValueOrKwargs>) -> Result<bool, Error>
         "<=" | "le" => ordering != Ordering::Greater,
         ">" | "gt" => ordering == Ordering::Greater,
         ">=" | "ge" => ordering != Ordering::Less,
-        other => return Err(invalid(format!("version: invalid operator {other:?} (use lt, le, gt, ge, eq, ne or symbols)"))),
+        other => {
+            return Err(invalid(format!(
+                "version: invalid operator {other:?} (use lt, le, gt, ge, eq, ne or symbols)"
+            )))
+        }
     })
 }
 
@@ -211,7 +297,10 @@ fn parts(version: &str) -> Vec<Part> {
         }
     };
     for c in version.chars() {
-        let same_run = current.chars().last().is_some_and(|last| last.is_ascii_digit() == c.is_ascii_digit());
+        let same_run = current
+            .chars()
+            .last()
+            .is_some_and(|last| last.is_ascii_digit() == c.is_ascii_digit());
         if !c.is_alphanumeric() {
             flush(&mut current, &mut out);
             continue;
@@ -231,13 +320,19 @@ fn compare_versions(left: &str, right: &str, kind: &str) -> Result<Ordering, Err
         "strict" => {
             for v in [left, right] {
                 if !is_strict_version(v) {
-                    return Err(invalid(format!("version: invalid version number '{v}' for a strict comparison")));
+                    return Err(invalid(format!(
+                        "version: invalid version number '{v}' for a strict comparison"
+                    )));
                 }
             }
             Ok(parts(left).cmp(&parts(right)))
         }
-        "semver" | "semantic" | "pep440" => Ok(release_then_pre(left).cmp(&release_then_pre(right))),
-        other => Err(invalid(format!("version: unknown version_type {other:?} (loose, strict, semver, semantic, pep440)"))),
+        "semver" | "semantic" | "pep440" => {
+            Ok(release_then_pre(left).cmp(&release_then_pre(right)))
+        }
+        other => Err(invalid(format!(
+            "version: unknown version_type {other:?} (loose, strict, semver, semantic, pep440)"
+        ))),
     }
 }
 
@@ -248,7 +343,9 @@ fn is_strict_version(v: &str) -> bool {
     };
     let fields: Vec<&str> = numbers.split('.').collect();
     (2..=3).contains(&fields.len())
-        && fields.iter().all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+        && fields
+            .iter()
+            .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
         && pre.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -278,15 +375,30 @@ mod unit {
 
     #[test]
     fn loose_versions() {
-        assert_eq!(compare_versions("1.2", "1.10", "loose").unwrap(), Ordering::Less);
-        assert_eq!(compare_versions("2.0", "2.0", "loose").unwrap(), Ordering::Equal);
-        assert_eq!(compare_versions("1.0a", "1.0.1", "loose").unwrap(), Ordering::Less);
+        assert_eq!(
+            compare_versions("1.2", "1.10", "loose").unwrap(),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_versions("2.0", "2.0", "loose").unwrap(),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_versions("1.0a", "1.0.1", "loose").unwrap(),
+            Ordering::Less
+        );
     }
 
     #[test]
     fn semver_prerelease_sorts_first() {
-        assert_eq!(compare_versions("1.0.0-rc1", "1.0.0", "semver").unwrap(), Ordering::Less);
-        assert_eq!(compare_versions("v1.2.0", "1.2", "semver").unwrap(), Ordering::Equal);
+        assert_eq!(
+            compare_versions("1.0.0-rc1", "1.0.0", "semver").unwrap(),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_versions("v1.2.0", "1.2", "semver").unwrap(),
+            Ordering::Equal
+        );
     }
 
     #[test]

@@ -18,7 +18,21 @@ thread_local! {
     /// Variables being rendered on this thread, outermost first: (context id, name).
     /// Per thread, because one context (a host's vars inside `hostvars`) may be read by many tasks at once.
     static RESOLVING: RefCell<Vec<(usize, String)>> = const { RefCell::new(Vec::new()) };
+    /// Set once the nesting bound was hit during the current top-level render: every later variable
+    /// render then fails at once. Contexts made afresh are never memoized, so without this each
+    /// failed level would descend again and the work would grow exponentially with the depth.
+    static NESTING_EXCEEDED: RefCell<Option<TemplateError>> = const { RefCell::new(None) };
 }
+
+/// Forgets the per-render state; called when a top-level render starts.
+pub fn reset_thread_state() {
+    NESTING_EXCEEDED.with(|n| n.borrow_mut().take());
+}
+
+/// Nested variable renders allowed on one thread. A loop through contexts made afresh on each access
+/// (`a: "{{ hostvars[inventory_hostname].a }}"`) is invisible to the per-context check; this bound turns
+/// it into an error long before the stack (2 MiB on tokio's workers) runs out.
+const MAX_NESTING: usize = 24;
 
 /// Pops the variable from [`RESOLVING`] when its render ends, also on unwinding.
 struct Resolving;
@@ -34,17 +48,32 @@ pub struct LazyVars {
     vars: Arc<serde_json::Map<String, Json>>,
     objects: Vec<(String, Value)>,
     memo: Mutex<HashMap<String, Value>>,
+    /// Variables that failed to render, with why (a second read fails at once, without re-rendering).
+    failed: Mutex<HashMap<String, TemplateError>>,
 }
 
 impl std::fmt::Debug for LazyVars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyVars").field("vars", &self.vars.len()).field("objects", &self.objects.len()).finish()
+        f.debug_struct("LazyVars")
+            .field("vars", &self.vars.len())
+            .field("objects", &self.objects.len())
+            .finish()
     }
 }
 
 impl LazyVars {
-    pub fn new(templar: Arc<Templar>, vars: Arc<serde_json::Map<String, Json>>, objects: Vec<(String, Value)>) -> Self {
-        LazyVars { templar, vars, objects, memo: Mutex::new(HashMap::new()) }
+    pub fn new(
+        templar: Arc<Templar>,
+        vars: Arc<serde_json::Map<String, Json>>,
+        objects: Vec<(String, Value)>,
+    ) -> Self {
+        LazyVars {
+            templar,
+            vars,
+            objects,
+            memo: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+        }
     }
 
     fn memoized(&self, name: &str) -> Option<Value> {
@@ -62,16 +91,53 @@ impl LazyVars {
         let id = Arc::as_ptr(self) as *const () as usize;
         let cycle = RESOLVING.with(|r| {
             let stack = r.borrow();
-            let start = stack.iter().position(|(ctx, var)| *ctx == id && var == name)?;
+            let start = stack
+                .iter()
+                .position(|(ctx, var)| *ctx == id && var == name)?;
             let mut chain: Vec<&str> = stack[start..].iter().map(|(_, var)| var.as_str()).collect();
             chain.push(name);
             Some(chain.join(" -> "))
         });
+        let nesting = RESOLVING.with(|r| r.borrow().len());
+        let cycle = cycle.or_else(|| {
+            (nesting >= MAX_NESTING).then(|| {
+                let names = RESOLVING.with(|r| {
+                    r.borrow()
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .map(|(_, var)| var.clone())
+                        .collect::<Vec<_>>()
+                });
+                format!(
+                    "more than {MAX_NESTING} variables deep, last: {}",
+                    names.join(" <- ")
+                )
+            })
+        });
+        if let Some(previous) = self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|failed| failed.get(name).cloned())
+        {
+            record_var_error(name, previous);
+            return None;
+        }
+        if let Some(error) = NESTING_EXCEEDED.with(|n| n.borrow().clone()) {
+            record_var_error(name, error);
+            return None;
+        }
         if let Some(chain) = cycle {
             let error = TemplateError {
-                message: format!("recursive loop detected in template for variable '{name}' ({chain})"),
+                message: format!(
+                    "recursive loop detected in template for variable '{name}' ({chain})"
+                ),
                 undefined: None,
             };
+            if nesting >= MAX_NESTING {
+                NESTING_EXCEEDED.with(|n| *n.borrow_mut() = Some(error.clone()));
+            }
             record_var_error(name, error);
             return None;
         }
@@ -82,7 +148,8 @@ impl LazyVars {
             Ok(value) => Some(value),
             Err(mut error) => {
                 if !error.message.contains("recursive loop detected") {
-                    error.message = format!("{} (while templating variable '{name}')", error.message);
+                    error.message =
+                        format!("{} (while templating variable '{name}')", error.message);
                 }
                 record_var_error(name, error);
                 None
@@ -105,7 +172,11 @@ impl Object for LazyVars {
             return Some(value);
         }
         let raw = self.vars.get(name)?;
-        let value = if super::contains_template(raw) { self.resolve(name, raw)? } else { from_json(raw) };
+        let value = if super::contains_template(raw) {
+            self.resolve(name, raw)?
+        } else {
+            from_json(raw)
+        };
         self.remember(name, &value);
         Some(value)
     }
@@ -124,7 +195,11 @@ impl Object for LazyVars {
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
-        let extra = self.objects.iter().filter(|(name, _)| !self.vars.contains_key(name)).count();
+        let extra = self
+            .objects
+            .iter()
+            .filter(|(name, _)| !self.vars.contains_key(name))
+            .count();
         Some(self.vars.len() + extra)
     }
 }

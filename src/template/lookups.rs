@@ -10,15 +10,22 @@ use minijinja::{Environment, Error, ErrorKind, State};
 use super::convert::python_str;
 use super::{current_context, lazy, locate_in};
 
-const SUPPORTED: &str = "env, file, template, pipe, lines, vars, fileglob, first_found, items, list, dict";
+const SUPPORTED: &str =
+    "env, file, template, pipe, lines, vars, fileglob, first_found, items, list, dict";
 
 pub fn register(env: &mut Environment<'static>, search_paths: Arc<Vec<PathBuf>>) {
     let paths = search_paths.clone();
-    env.add_function("lookup", move |state: &State, args: Rest<ValueOrKwargs>| run(state, &paths, args, false));
+    env.add_function("lookup", move |state: &State, args: Rest<ValueOrKwargs>| {
+        run(state, &paths, args, false)
+    });
     let paths = search_paths.clone();
-    env.add_function("query", move |state: &State, args: Rest<ValueOrKwargs>| run(state, &paths, args, true));
+    env.add_function("query", move |state: &State, args: Rest<ValueOrKwargs>| {
+        run(state, &paths, args, true)
+    });
     let paths = search_paths;
-    env.add_function("q", move |state: &State, args: Rest<ValueOrKwargs>| run(state, &paths, args, true));
+    env.add_function("q", move |state: &State, args: Rest<ValueOrKwargs>| {
+        run(state, &paths, args, true)
+    });
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -47,15 +54,28 @@ impl Call<'_> {
     }
 
     fn find(&self, term: &str, subdir: &str) -> Result<PathBuf, Error> {
-        let nested: Vec<PathBuf> = self.search_paths.iter().flat_map(|p| [p.join(subdir), p.clone()]).collect();
+        let nested: Vec<PathBuf> = self
+            .search_paths
+            .iter()
+            .flat_map(|p| [p.join(subdir), p.clone()])
+            .collect();
         locate_in(&nested, Path::new(term)).ok_or_else(|| {
             let searched: Vec<String> = nested.iter().map(|p| p.display().to_string()).collect();
-            invalid(format!("lookup('{}'): could not locate file {term:?} (searched {})", self.name, searched.join(", ")))
+            invalid(format!(
+                "lookup('{}'): could not locate file {term:?} (searched {})",
+                self.name,
+                searched.join(", ")
+            ))
         })
     }
 }
 
-fn run(state: &State, search_paths: &[PathBuf], args: Rest<ValueOrKwargs>, query: bool) -> Result<Value, Error> {
+fn run(
+    state: &State,
+    search_paths: &[PathBuf],
+    args: Rest<ValueOrKwargs>,
+    query: bool,
+) -> Result<Value, Error> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
     for arg in args.into_values() {
@@ -69,7 +89,10 @@ fn run(state: &State, search_paths: &[PathBuf], args: Rest<ValueOrKwargs>, query
         }
     }
     let Some(name) = positional.first().map(python_str) else {
-        return Err(Error::new(ErrorKind::MissingArgument, "lookup: missing the lookup plugin name"));
+        return Err(Error::new(
+            ErrorKind::MissingArgument,
+            "lookup: missing the lookup plugin name",
+        ));
     };
     let mut terms = Vec::new();
     for term in positional.into_iter().skip(1) {
@@ -80,12 +103,26 @@ fn run(state: &State, search_paths: &[PathBuf], args: Rest<ValueOrKwargs>, query
             terms.push(term);
         }
     }
-    let call = Call { name: name.clone(), terms, options, search_paths };
+    let call = Call {
+        name: name.clone(),
+        terms,
+        options,
+        search_paths,
+    };
     let wantlist = query || call.flag("wantlist", false);
-    let errors = call.option("errors").map(python_str).unwrap_or_else(|| "strict".into());
+    let errors = call
+        .option("errors")
+        .map(python_str)
+        .unwrap_or_else(|| "strict".into());
     let results = match dispatch(state, &call) {
         Ok(results) => results,
-        Err(_) if errors == "ignore" || errors == "warn" => return Ok(if wantlist { Value::from(Vec::<Value>::new()) } else { Value::from(()) }),
+        Err(_) if errors == "ignore" || errors == "warn" => {
+            return Ok(if wantlist {
+                Value::from(Vec::<Value>::new())
+            } else {
+                Value::from(())
+            })
+        }
         Err(error) => return Err(error),
     };
     if wantlist {
@@ -93,7 +130,9 @@ fn run(state: &State, search_paths: &[PathBuf], args: Rest<ValueOrKwargs>, query
     }
     // Ansible joins string results with commas; otherwise one result stands alone.
     if results.iter().all(|r| r.kind() == ValueKind::String) {
-        return Ok(Value::from(results.iter().map(python_str).collect::<Vec<_>>().join(",")));
+        return Ok(Value::from(
+            results.iter().map(python_str).collect::<Vec<_>>().join(","),
+        ));
     }
     Ok(match results.len() {
         1 => results.into_iter().next().unwrap_or_default(),
@@ -106,7 +145,11 @@ fn dispatch(state: &State, call: &Call) -> Result<Vec<Value>, Error> {
         "env" => Ok(env_lookup(call)),
         "file" => file_lookup(call),
         "template" => template_lookup(state, call),
-        "pipe" => call.term_strings().iter().map(|cmd| run_command(cmd, call).map(|out| Value::from(out.trim_end()))).collect(),
+        "pipe" => call
+            .term_strings()
+            .iter()
+            .map(|cmd| run_command(cmd, call).map(|out| Value::from(out.trim_end())))
+            .collect(),
         "lines" => {
             let mut lines = Vec::new();
             for cmd in call.term_strings() {
@@ -142,13 +185,18 @@ fn dispatch(state: &State, call: &Call) -> Result<Vec<Value>, Error> {
             }
             Ok(out)
         }
-        other => Err(invalid(format!("lookup plugin '{other}' is not supported (supported: {SUPPORTED})"))),
+        other => Err(invalid(format!(
+            "lookup plugin '{other}' is not supported (supported: {SUPPORTED})"
+        ))),
     }
 }
 
 fn env_lookup(call: &Call) -> Vec<Value> {
     let default = call.option("default").map(python_str).unwrap_or_default();
-    call.term_strings().iter().map(|name| Value::from(std::env::var(name).unwrap_or_else(|_| default.clone()))).collect()
+    call.term_strings()
+        .iter()
+        .map(|name| Value::from(std::env::var(name).unwrap_or_else(|_| default.clone())))
+        .collect()
 }
 
 fn file_lookup(call: &Call) -> Result<Vec<Value>, Error> {
@@ -156,9 +204,14 @@ fn file_lookup(call: &Call) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     for term in call.term_strings() {
         let path = call.find(&term, "files")?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| invalid(format!("lookup('file'): cannot read {}", path.display())).with_source(e))?;
-        let text = if rstrip { text.trim_end() } else { text.as_str() };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(format!("lookup('file'): cannot read {}", path.display())).with_source(e)
+        })?;
+        let text = if rstrip {
+            text.trim_end()
+        } else {
+            text.as_str()
+        };
         let text = if lstrip { text.trim_start() } else { text };
         out.push(Value::from(text));
     }
@@ -178,14 +231,26 @@ fn template_lookup(state: &State, call: &Call) -> Result<Vec<Value>, Error> {
         }
         _ => Vec::new(),
     };
-    let context = if extra.is_empty() { base } else { lazy::overlay(base, extra) };
+    let context = if extra.is_empty() {
+        base
+    } else {
+        lazy::overlay(base, extra)
+    };
     let mut out = Vec::new();
     for term in call.term_strings() {
         let path = call.find(&term, "templates")?;
-        let source = std::fs::read_to_string(&path)
-            .map_err(|e| invalid(format!("lookup('template'): cannot read {}", path.display())).with_source(e))?;
+        let source = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(format!(
+                "lookup('template'): cannot read {}",
+                path.display()
+            ))
+            .with_source(e)
+        })?;
         let name = path.to_string_lossy().into_owned();
-        let rendered = state.env().template_from_named_str(&name, &source)?.render(context.clone())?;
+        let rendered = state
+            .env()
+            .template_from_named_str(&name, &source)?
+            .render(context.clone())?;
         out.push(Value::from(rendered));
     }
     Ok(out)
@@ -198,11 +263,14 @@ fn run_command(cmd: &str, call: &Call) -> Result<String, Error> {
     if let Some(dir) = call.search_paths.iter().find(|p| p.is_dir()) {
         command.current_dir(dir);
     }
-    let output = command
-        .output()
-        .map_err(|e| invalid(format!("lookup('{}'): cannot run {cmd:?}", call.name)).with_source(e))?;
+    let output = command.output().map_err(|e| {
+        invalid(format!("lookup('{}'): cannot run {cmd:?}", call.name)).with_source(e)
+    })?;
     if !output.status.success() {
-        let code = output.status.code().map_or_else(|| "a signal".to_string(), |c| c.to_string());
+        let code = output
+            .status
+            .code()
+            .map_or_else(|| "a signal".to_string(), |c| c.to_string());
         return Err(invalid(format!(
             "lookup('{}'): command {cmd:?} exited with {code}: {}",
             call.name,
@@ -215,11 +283,19 @@ fn run_command(cmd: &str, call: &Call) -> Result<String, Error> {
 fn vars_lookup(state: &State, call: &Call) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     for name in call.term_strings() {
-        match state.lookup(&name).filter(|v| !super::chain::is_undefined(v)) {
+        match state
+            .lookup(&name)
+            .filter(|v| !super::chain::is_undefined(v))
+        {
             Some(value) => out.push(value),
             None => match call.option("default") {
                 Some(default) => out.push(default.clone()),
-                None => return Err(Error::new(ErrorKind::UndefinedError, format!("`{name}` is undefined"))),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::UndefinedError,
+                        format!("`{name}` is undefined"),
+                    ))
+                }
             },
         }
     }
@@ -230,18 +306,28 @@ fn fileglob_lookup(call: &Call) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     for term in call.term_strings() {
         let pattern = Path::new(&term);
-        let file_pattern = pattern.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_pattern = pattern
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let dir = pattern.parent().unwrap_or(Path::new(""));
         let matcher = globset::Glob::new(&file_pattern)
-            .map_err(|e| invalid(format!("lookup('fileglob'): invalid pattern {term:?}")).with_source(e))?
+            .map_err(|e| {
+                invalid(format!("lookup('fileglob'): invalid pattern {term:?}")).with_source(e)
+            })?
             .compile_matcher();
         let dirs: Vec<PathBuf> = if dir.is_absolute() {
             vec![dir.to_path_buf()]
         } else {
-            call.search_paths.iter().flat_map(|p| [p.join("files").join(dir), p.join(dir)]).collect()
+            call.search_paths
+                .iter()
+                .flat_map(|p| [p.join("files").join(dir), p.join(dir)])
+                .collect()
         };
         for candidate in dirs {
-            let Ok(entries) = std::fs::read_dir(&candidate) else { continue };
+            let Ok(entries) = std::fs::read_dir(&candidate) else {
+                continue;
+            };
             let mut found: Vec<String> = entries
                 .filter_map(Result::ok)
                 .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
@@ -264,7 +350,11 @@ fn spec_list(item: &Value) -> Result<Vec<String>, Error> {
     if item.kind() == ValueKind::Seq {
         return Ok(item.try_iter()?.map(|v| python_str(&v)).collect());
     }
-    Ok(python_str(item).split([',', ';']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    Ok(python_str(item)
+        .split([',', ';'])
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 
 fn first_found_lookup(call: &Call) -> Result<Vec<Value>, Error> {
@@ -287,7 +377,10 @@ fn first_found_lookup(call: &Call) -> Result<Vec<Value>, Error> {
         paths.extend(spec_list(option)?);
     }
     let roots: Vec<PathBuf> = if paths.is_empty() {
-        call.search_paths.iter().flat_map(|p| [p.join("files"), p.clone()]).collect()
+        call.search_paths
+            .iter()
+            .flat_map(|p| [p.join("files"), p.clone()])
+            .collect()
     } else {
         paths
             .iter()
@@ -309,5 +402,7 @@ fn first_found_lookup(call: &Call) -> Result<Vec<Value>, Error> {
     if skip {
         return Ok(Vec::new());
     }
-    Err(invalid(format!("lookup('first_found'): none of {files:?} was found")))
+    Err(invalid(format!(
+        "lookup('first_found'): none of {files:?} was found"
+    )))
 }

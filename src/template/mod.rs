@@ -29,6 +29,11 @@ use serde_json::Value as Json;
 pub use convert::{from_json, to_json};
 pub use lazy::LazyVars;
 
+/// Whether `s` holds Jinja syntax at all (strings without it are never rendered).
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
 /// Renders Jinja2 the way Ansible does. Cheap to share (`Arc<Templar>`); rendering takes no lock.
 pub struct Templar {
     env: Environment<'static>,
@@ -46,7 +51,10 @@ pub struct TemplateError {
 
 impl TemplateError {
     fn new(message: impl Into<String>) -> Self {
-        TemplateError { message: message.into(), undefined: None }
+        TemplateError {
+            message: message.into(),
+            undefined: None,
+        }
     }
 }
 
@@ -57,6 +65,14 @@ impl fmt::Display for TemplateError {
 }
 
 impl std::error::Error for TemplateError {}
+
+impl fmt::Debug for Templar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templar")
+            .field("search_paths", &self.search_paths)
+            .finish_non_exhaustive()
+    }
+}
 
 thread_local! {
     /// Nesting of renders on this thread (lazy variables render inside renders).
@@ -76,6 +92,7 @@ impl RenderScope {
     fn enter(vars: &Value) -> RenderScope {
         if DEPTH.with(|d| d.replace(d.get() + 1)) == 0 {
             VAR_ERRORS.with(|errors| errors.borrow_mut().clear());
+            lazy::reset_thread_state();
         }
         CONTEXTS.with(|c| c.borrow_mut().push(vars.clone()));
         RenderScope
@@ -116,7 +133,10 @@ impl Templar {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Ansible's defaults for both task strings and template files.
         let mut syntax = SyntaxConfig::builder();
-        syntax.trim_blocks(true).lstrip_blocks(false).keep_trailing_newline(true);
+        syntax
+            .trim_blocks(true)
+            .lstrip_blocks(false)
+            .keep_trailing_newline(true);
         if let Ok(syntax) = syntax.build() {
             env.set_syntax(syntax);
         }
@@ -132,7 +152,11 @@ impl Templar {
         jinja_tests::register(&mut env);
         lookups::register(&mut env, search_paths.clone());
         let globals = Arc::new(env.globals().map(|(name, _)| name.to_string()).collect());
-        Templar { env, search_paths, globals }
+        Templar {
+            env,
+            search_paths,
+            globals,
+        }
     }
 
     pub fn search_paths(&self) -> &[PathBuf] {
@@ -141,7 +165,7 @@ impl Templar {
 
     /// Whether `s` holds Jinja syntax at all (strings without it are never rendered).
     pub fn is_template(s: &str) -> bool {
-        s.contains("{{") || s.contains("{%") || s.contains("{#")
+        is_template(s)
     }
 
     /// Renders a string to text.
@@ -152,12 +176,22 @@ impl Templar {
         self.render_named(text, "<string>", vars)
     }
 
-    fn render_named(&self, source: &str, name: &str, vars: &Value) -> Result<String, TemplateError> {
+    fn render_named(
+        &self,
+        source: &str,
+        name: &str,
+        vars: &Value,
+    ) -> Result<String, TemplateError> {
         let template = self
             .env
             .template_from_named_str(name, source)
             .map_err(|e| self.describe(e, vars, HashSet::new))?;
-        self.run(vars, |ctx| template.render(ctx.clone()), Some, || template.undeclared_variables(true))
+        self.run(
+            vars,
+            |ctx| template.render(ctx.clone()),
+            Some,
+            || template.undeclared_variables(true),
+        )
     }
 
     /// Recursively templates the strings inside a JSON value. A string that is exactly one
@@ -172,14 +206,21 @@ impl Templar {
 
     /// [`render_value`](Self::render_value) producing a template value (objects such as
     /// `hostvars` stay objects instead of being copied out).
-    pub(crate) fn template_native(&self, value: &Json, vars: &Value) -> Result<Value, TemplateError> {
+    pub(crate) fn template_native(
+        &self,
+        value: &Json,
+        vars: &Value,
+    ) -> Result<Value, TemplateError> {
         if !contains_template(value) {
             return Ok(from_json(value));
         }
         match value {
             Json::String(s) => self.template_string_native(s, vars),
             Json::Array(items) => {
-                let items = items.iter().map(|item| self.template_native(item, vars)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|item| self.template_native(item, vars))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Value::from(items))
             }
             Json::Object(map) => {
@@ -223,14 +264,24 @@ impl Templar {
         if text.trim().is_empty() {
             return Err(TemplateError::new(format!("empty expression: {expr:?}")));
         }
-        let compiled = self.env.compile_expression(text).map_err(|e| self.describe(e, vars, HashSet::new))?;
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| self.describe(e, vars, HashSet::new))?;
         self.eval_compiled(&compiled, vars)
     }
 
-    fn eval_compiled(&self, compiled: &minijinja::Expression<'_, '_>, vars: &Value) -> Result<Value, TemplateError> {
-        let value = self.run(vars, |ctx| compiled.eval(ctx.clone()), chain::strip, || {
-            compiled.undeclared_variables(true)
-        })?;
+    fn eval_compiled(
+        &self,
+        compiled: &minijinja::Expression<'_, '_>,
+        vars: &Value,
+    ) -> Result<Value, TemplateError> {
+        let value = self.run(
+            vars,
+            |ctx| compiled.eval(ctx.clone()),
+            chain::strip,
+            || compiled.undeclared_variables(true),
+        )?;
         if value.is_undefined() {
             let name = self.find_missing(compiled.undeclared_variables(true), vars);
             return Err(self.undefined_error(name, None, ""));
@@ -259,18 +310,36 @@ impl Templar {
     /// `ansible_managed` (unless set) to the variables.
     pub fn render_file(&self, path: &Path, vars: &Value) -> Result<String, TemplateError> {
         let full = self.locate(path).ok_or_else(|| {
-            TemplateError::new(format!("could not find template file {} (searched {})", path.display(), self.searched()))
+            TemplateError::new(format!(
+                "could not find template file {} (searched {})",
+                path.display(),
+                self.searched()
+            ))
         })?;
-        let source = std::fs::read_to_string(&full)
-            .map_err(|e| TemplateError::new(format!("cannot read template {}: {e}", full.display())))?;
+        let source = std::fs::read_to_string(&full).map_err(|e| {
+            TemplateError::new(format!("cannot read template {}: {e}", full.display()))
+        })?;
         let name = full.to_string_lossy().into_owned();
         let mut extra = vec![
-            ("template_path".to_string(), Value::from(path.to_string_lossy().as_ref())),
+            (
+                "template_path".to_string(),
+                Value::from(path.to_string_lossy().as_ref()),
+            ),
             ("template_fullpath".to_string(), Value::from(name.as_str())),
-            ("template_host".to_string(), Value::from(controller_hostname())),
+            (
+                "template_host".to_string(),
+                Value::from(controller_hostname()),
+            ),
         ];
-        if vars.get_attr("ansible_managed").map(|v| v.is_undefined()).unwrap_or(true) {
-            extra.push(("ansible_managed".to_string(), Value::from("Ansible managed")));
+        if vars
+            .get_attr("ansible_managed")
+            .map(|v| v.is_undefined())
+            .unwrap_or(true)
+        {
+            extra.push((
+                "ansible_managed".to_string(),
+                Value::from("Ansible managed"),
+            ));
         }
         let ctx = lazy::overlay(vars.clone(), extra);
         self.render_named(&source, &name, &ctx)
@@ -282,7 +351,11 @@ impl Templar {
     }
 
     fn searched(&self) -> String {
-        self.search_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.search_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// A context whose string values are templated on first access, recursively (`a: "{{ b }}"`
@@ -310,7 +383,13 @@ impl Templar {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        if error.kind() == ErrorKind::UndefinedError && !is_mandatory_error(&error) {
+        // A variable that failed to template is not retried: its own error is the answer, and
+        // retrying at every level of a chain of broken variables would multiply the work.
+        let broken_var = error
+            .detail()
+            .and_then(undefined_name_in)
+            .is_some_and(|name| var_error(root_name(&name)).is_some());
+        if error.kind() == ErrorKind::UndefinedError && !is_mandatory_error(&error) && !broken_var {
             let retry = Arc::new(chain::Attempt::default());
             let chained = chain::root(vars, self.globals.clone(), &retry);
             if let Ok(value) = attempt(&chained) {
@@ -325,7 +404,12 @@ impl Templar {
     }
 
     /// Turns an engine error into a [`TemplateError`], finding the undefined variable's name.
-    fn describe(&self, error: Error, vars: &Value, undeclared: impl FnOnce() -> HashSet<String>) -> TemplateError {
+    fn describe(
+        &self,
+        error: Error,
+        vars: &Value,
+        undeclared: impl FnOnce() -> HashSet<String>,
+    ) -> TemplateError {
         let detail = error.detail().unwrap_or_default().to_string();
         let mut undefined = undefined_name_in(&detail);
         let undefined_cause = error.kind() == ErrorKind::UndefinedError || undefined.is_some();
@@ -335,10 +419,16 @@ impl Templar {
         let location = location_of(&error);
         if let Some(message) = detail.strip_prefix(MANDATORY_PREFIX) {
             let name = undefined.clone().unwrap_or_else(|| "?".into());
-            return TemplateError { message: format!("{}{location}", message.replace("{name}", &name)), undefined };
+            return TemplateError {
+                message: format!("{}{location}", message.replace("{name}", &name)),
+                undefined,
+            };
         }
         if undefined_cause {
-            let rest = detail.split(" (`").next().filter(|d| !d.is_empty() && !d.ends_with("is undefined"));
+            let rest = detail
+                .split(" (`")
+                .next()
+                .filter(|d| !d.is_empty() && !d.ends_with("is undefined"));
             return self.undefined_error(undefined, rest, &location);
         }
         let mut message = match error.detail() {
@@ -351,10 +441,18 @@ impl Templar {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        TemplateError { message, undefined: None }
+        TemplateError {
+            message,
+            undefined: None,
+        }
     }
 
-    fn undefined_error(&self, name: Option<String>, extra: Option<&str>, location: &str) -> TemplateError {
+    fn undefined_error(
+        &self,
+        name: Option<String>,
+        extra: Option<&str>,
+        location: &str,
+    ) -> TemplateError {
         if let Some(name) = &name {
             if let Some(cause) = var_error(root_name(name)) {
                 return cause;
@@ -368,7 +466,10 @@ impl Templar {
             message.push_str(&format!(" ({extra})"));
         }
         message.push_str(location);
-        TemplateError { message, undefined: name }
+        TemplateError {
+            message,
+            undefined: name,
+        }
     }
 
     /// The first variable path used by a template that does not resolve in `vars`.
@@ -378,11 +479,17 @@ impl Templar {
         for path in paths {
             let mut current = vars.clone();
             for (i, segment) in path.split('.').enumerate() {
-                let next = if current.kind() == ValueKind::Map { current.get_attr(segment).ok() } else { None };
+                let next = if current.kind() == ValueKind::Map {
+                    current.get_attr(segment).ok()
+                } else {
+                    None
+                };
                 match next {
                     Some(value) if !value.is_undefined() => current = value,
                     Some(_) if i == 0 && self.globals.contains(segment) => break,
-                    Some(_) => return Some(path.split('.').take(i + 1).collect::<Vec<_>>().join(".")),
+                    Some(_) => {
+                        return Some(path.split('.').take(i + 1).collect::<Vec<_>>().join("."))
+                    }
                     None => break,
                 }
             }
@@ -392,7 +499,9 @@ impl Templar {
 }
 
 fn is_mandatory_error(error: &Error) -> bool {
-    error.detail().is_some_and(|d| d.starts_with(MANDATORY_PREFIX))
+    error
+        .detail()
+        .is_some_and(|d| d.starts_with(MANDATORY_PREFIX))
 }
 
 /// The expression in minijinja's "`foo.bar` is undefined" wording.
@@ -438,7 +547,8 @@ fn contains_template(value: &Json) -> bool {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Ansible's boolean words (`bool` filter and conditionals).
@@ -461,13 +571,20 @@ fn locate_in(search_paths: &[PathBuf], path: &Path) -> Option<PathBuf> {
     if path.is_absolute() {
         return path.is_file().then(|| path.to_path_buf());
     }
-    search_paths.iter().map(|dir| dir.join(path)).chain(std::iter::once(path.to_path_buf())).find(|p| p.is_file())
+    search_paths
+        .iter()
+        .map(|dir| dir.join(path))
+        .chain(std::iter::once(path.to_path_buf()))
+        .find(|p| p.is_file())
 }
 
 fn load_template_source(search_paths: &[PathBuf], name: &str) -> Result<Option<String>, Error> {
     match locate_in(search_paths, Path::new(name)) {
         Some(path) => std::fs::read_to_string(&path).map(Some).map_err(|e| {
-            Error::new(ErrorKind::InvalidOperation, format!("cannot read template {}: {e}", path.display()))
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("cannot read template {}: {e}", path.display()),
+            )
         }),
         None => Ok(None),
     }
@@ -480,7 +597,9 @@ fn join_template_path<'s>(name: &'s str, parent: &'s str) -> Cow<'s, str> {
         return Cow::Borrowed(name);
     }
     match parent.parent().map(|dir| dir.join(name)) {
-        Some(candidate) if candidate.is_file() => Cow::Owned(candidate.to_string_lossy().into_owned()),
+        Some(candidate) if candidate.is_file() => {
+            Cow::Owned(candidate.to_string_lossy().into_owned())
+        }
         _ => Cow::Borrowed(name),
     }
 }

@@ -95,7 +95,11 @@ fn json_float(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         python_float(f)
     }
@@ -142,7 +146,11 @@ pub fn pyyaml_dump(value: &Json, style: &YamlStyle) -> String {
         let text = flow(value, style);
         // PyYAML closes a document whose root is a plain scalar with "...".
         let plain_root = !is_collection(value) && !text.starts_with(['\'', '"']);
-        return if plain_root { format!("{text}\n...\n") } else { format!("{text}\n") };
+        return if plain_root {
+            format!("{text}\n...\n")
+        } else {
+            format!("{text}\n")
+        };
     }
     let mut out = String::new();
     block(value, style, indent, 0, &mut out);
@@ -172,7 +180,10 @@ fn use_flow(value: &Json, style: &YamlStyle) -> bool {
     }
 }
 
-fn entries<'a>(map: &'a serde_json::Map<String, Json>, style: &YamlStyle) -> Vec<(&'a String, &'a Json)> {
+fn entries<'a>(
+    map: &'a serde_json::Map<String, Json>,
+    style: &YamlStyle,
+) -> Vec<(&'a String, &'a Json)> {
     let mut entries: Vec<_> = map.iter().collect();
     if style.sort_keys {
         entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -238,7 +249,13 @@ fn flow(value: &Json, style: &YamlStyle) -> String {
         Json::Object(map) => {
             let parts: Vec<String> = entries(map, style)
                 .into_iter()
-                .map(|(k, v)| format!("{}: {}", scalar_text(&Json::String(k.clone()), true), flow_item(v, style)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}: {}",
+                        scalar_text(&Json::String(k.clone()), true),
+                        flow_item(v, style)
+                    )
+                })
                 .collect();
             format!("{{{}}}", parts.join(", "))
         }
@@ -267,12 +284,22 @@ fn scalar_text(value: &Json, in_flow: bool) -> String {
             _ => n.to_string(),
         },
         Json::String(s) => yaml_string(s, in_flow),
-        other => flow(other, &YamlStyle { indent: 2, flow: Some(true), sort_keys: true }),
+        other => flow(
+            other,
+            &YamlStyle {
+                indent: 2,
+                flow: Some(true),
+                sort_keys: true,
+            },
+        ),
     }
 }
 
 fn yaml_string(s: &str, in_flow: bool) -> String {
-    if s.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{feff}') || s.contains('\n') {
+    if s.chars()
+        .any(|c| (c.is_control() && c != '\n') || c == '\u{feff}')
+        || s.contains('\n')
+    {
         return double_quoted(s);
     }
     if needs_quotes(s, in_flow) {
@@ -285,10 +312,15 @@ fn needs_quotes(s: &str, in_flow: bool) -> bool {
     if s.is_empty() || s.starts_with([' ', '\t']) || s.ends_with([' ', '\t']) {
         return true;
     }
-    if s.starts_with(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`']) {
+    if s.starts_with([
+        '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@',
+        '`',
+    ]) {
         // "-x" and "key:x" style texts are plain in PyYAML only when no space follows; keep it simple and safe.
         let second = s.chars().nth(1);
-        let indicator_ok = s.starts_with(['-', '?', ':']) && second.is_some_and(|c| !c.is_whitespace()) && !in_flow;
+        let indicator_ok = s.starts_with(['-', '?', ':'])
+            && second.is_some_and(|c| !c.is_whitespace())
+            && !in_flow;
         if !indicator_ok {
             return true;
         }
@@ -307,7 +339,10 @@ fn looks_like_timestamp(s: &str) -> bool {
     bytes.len() >= 8
         && bytes[..4].iter().all(u8::is_ascii_digit)
         && bytes[4] == b'-'
-        && s[5..].split(['-', 'T', 't', ' ']).next().is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        && s[5..]
+            .split(['-', 'T', 't', ' '])
+            .next()
+            .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn double_quoted(s: &str) -> String {
@@ -335,14 +370,28 @@ mod unit {
     use serde_json::json;
 
     fn nice_json(v: &Json) -> String {
-        python_json(v, &JsonStyle { indent: Some(4), sort_keys: true, ensure_ascii: true })
+        python_json(
+            v,
+            &JsonStyle {
+                indent: Some(4),
+                sort_keys: true,
+                ensure_ascii: true,
+            },
+        )
     }
 
     #[test]
     fn json_like_python() {
         let v = json!({"b": [1, 2.0, "é"], "a": {}, "c": null});
         assert_eq!(
-            python_json(&v, &JsonStyle { indent: None, sort_keys: false, ensure_ascii: true }),
+            python_json(
+                &v,
+                &JsonStyle {
+                    indent: None,
+                    sort_keys: false,
+                    ensure_ascii: true
+                }
+            ),
             r#"{"b": [1, 2.0, "\u00e9"], "a": {}, "c": null}"#
         );
         assert_eq!(
@@ -354,14 +403,51 @@ mod unit {
     #[test]
     fn yaml_like_pyyaml() {
         let v = json!({"name": "web", "ports": [80, 443], "env": {"A": "yes", "B": "1.0"}, "list": [{"x": 1, "y": "a: b"}]});
-        let nice = pyyaml_dump(&v, &YamlStyle { indent: 4, flow: Some(false), sort_keys: true });
+        let nice = pyyaml_dump(
+            &v,
+            &YamlStyle {
+                indent: 4,
+                flow: Some(false),
+                sort_keys: true,
+            },
+        );
         assert_eq!(
             nice,
             "env:\n    A: 'yes'\n    B: '1.0'\nlist:\n-   x: 1\n    y: 'a: b'\nname: web\nports:\n- 80\n- 443\n"
         );
-        let plain = pyyaml_dump(&v, &YamlStyle { indent: 2, flow: None, sort_keys: true });
-        assert_eq!(plain, "env: {A: 'yes', B: '1.0'}\nlist:\n- {x: 1, y: 'a: b'}\nname: web\nports: [80, 443]\n");
-        assert_eq!(pyyaml_dump(&json!("abc"), &YamlStyle { indent: 2, flow: None, sort_keys: true }), "abc\n...\n");
-        assert_eq!(pyyaml_dump(&json!("multi\nline"), &YamlStyle { indent: 2, flow: None, sort_keys: true }), "\"multi\\nline\"\n");
+        let plain = pyyaml_dump(
+            &v,
+            &YamlStyle {
+                indent: 2,
+                flow: None,
+                sort_keys: true,
+            },
+        );
+        assert_eq!(
+            plain,
+            "env: {A: 'yes', B: '1.0'}\nlist:\n- {x: 1, y: 'a: b'}\nname: web\nports: [80, 443]\n"
+        );
+        assert_eq!(
+            pyyaml_dump(
+                &json!("abc"),
+                &YamlStyle {
+                    indent: 2,
+                    flow: None,
+                    sort_keys: true
+                }
+            ),
+            "abc\n...\n"
+        );
+        assert_eq!(
+            pyyaml_dump(
+                &json!("multi\nline"),
+                &YamlStyle {
+                    indent: 2,
+                    flow: None,
+                    sort_keys: true
+                }
+            ),
+            "\"multi\\nline\"\n"
+        );
     }
 }

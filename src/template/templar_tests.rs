@@ -17,7 +17,9 @@ fn ctx(vars: Json) -> Value {
 }
 
 fn render(template: &str, vars: Json) -> String {
-    templar().render_str(template, &ctx(vars)).unwrap_or_else(|e| panic!("{template}: {}", e.message))
+    templar()
+        .render_str(template, &ctx(vars))
+        .unwrap_or_else(|e| panic!("{template}: {}", e.message))
 }
 
 fn render_err(template: &str, vars: Json) -> TemplateError {
@@ -28,11 +30,15 @@ fn render_err(template: &str, vars: Json) -> TemplateError {
 }
 
 fn eval(expr: &str, vars: Json) -> Json {
-    templar().eval(expr, &ctx(vars)).unwrap_or_else(|e| panic!("{expr}: {}", e.message))
+    templar()
+        .eval(expr, &ctx(vars))
+        .unwrap_or_else(|e| panic!("{expr}: {}", e.message))
 }
 
 fn check(expr: &str) -> bool {
-    templar().eval_bool(expr, &ctx(sample())).unwrap_or_else(|e| panic!("{expr}: {}", e.message))
+    templar()
+        .eval_bool(expr, &ctx(sample()))
+        .unwrap_or_else(|e| panic!("{expr}: {}", e.message))
 }
 
 fn sample() -> Json {
@@ -60,14 +66,23 @@ fn templar_is_shareable_between_tasks() {
 fn plain_text_is_returned_untouched() {
     assert!(!Templar::is_template("just text with { braces }"));
     assert!(Templar::is_template("a {# comment #}"));
-    assert_eq!(render("just text {not jinja}", json!({})), "just text {not jinja}");
+    assert_eq!(
+        render("just text {not jinja}", json!({})),
+        "just text {not jinja}"
+    );
 }
 
 #[test]
 fn output_uses_python_forms() {
-    assert_eq!(render("{{ flag }} {{ nothing }} {{ 1.0 }}", sample()), "True None 1.0");
+    assert_eq!(
+        render("{{ flag }} {{ nothing }} {{ 1.0 }}", sample()),
+        "True None 1.0"
+    );
     assert_eq!(render("{{ words }}", sample()), "['b', 'a', 'c']");
-    assert_eq!(render("{{ user.groups }} {{ {'k': false} }}", sample()), "['adm', 'web'] {'k': False}");
+    assert_eq!(
+        render("{{ user.groups }} {{ {'k': false} }}", sample()),
+        "['adm', 'web'] {'k': False}"
+    );
     assert_eq!(render("{{ [1, 2] | string }}", json!({})), "[1, 2]");
 }
 
@@ -75,16 +90,41 @@ fn output_uses_python_forms() {
 fn whole_string_expression_keeps_native_type() {
     let t = templar();
     let vars = ctx(sample());
-    assert_eq!(t.render_value(&json!("{{ [1, 2] }}"), &vars).unwrap(), json!([1, 2]));
+    assert_eq!(
+        t.render_value(&json!("{{ [1, 2] }}"), &vars).unwrap(),
+        json!([1, 2])
+    );
     assert_eq!(t.render_value(&json!("{{ 5 }}"), &vars).unwrap(), json!(5));
-    assert_eq!(t.render_value(&json!("{{ flag }}"), &vars).unwrap(), json!(true));
-    assert_eq!(t.render_value(&json!("{{ user }}"), &vars).unwrap()["groups"], json!(["adm", "web"]));
-    assert_eq!(t.render_value(&json!("x{{ 5 }}"), &vars).unwrap(), json!("x5"));
-    assert_eq!(t.render_value(&json!("{{ port }}-{{ name }}"), &vars).unwrap(), json!("8080-web"));
-    assert_eq!(t.render_value(&json!("{{- port -}}"), &vars).unwrap(), json!(8080));
-    assert_eq!(t.render_value(&json!("{{ mode }}"), &vars).unwrap(), json!("0755"));
+    assert_eq!(
+        t.render_value(&json!("{{ flag }}"), &vars).unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        t.render_value(&json!("{{ user }}"), &vars).unwrap()["groups"],
+        json!(["adm", "web"])
+    );
+    assert_eq!(
+        t.render_value(&json!("x{{ 5 }}"), &vars).unwrap(),
+        json!("x5")
+    );
+    assert_eq!(
+        t.render_value(&json!("{{ port }}-{{ name }}"), &vars)
+            .unwrap(),
+        json!("8080-web")
+    );
+    assert_eq!(
+        t.render_value(&json!("{{- port -}}"), &vars).unwrap(),
+        json!(8080)
+    );
+    assert_eq!(
+        t.render_value(&json!("{{ mode }}"), &vars).unwrap(),
+        json!("0755")
+    );
     let tree = json!({"a": ["{{ port + 1 }}", "plain", {"b": "{{ name | upper }}"}], "n": 3});
-    assert_eq!(t.render_value(&tree, &vars).unwrap(), json!({"a": [8081, "plain", {"b": "WEB"}], "n": 3}));
+    assert_eq!(
+        t.render_value(&tree, &vars).unwrap(),
+        json!({"a": [8081, "plain", {"b": "WEB"}], "n": 3})
+    );
 }
 
 #[test]
@@ -104,8 +144,17 @@ fn undefined_variables_are_errors_that_name_them() {
     ];
     for (template, name) in cases {
         let error = render_err(template, sample());
-        assert_eq!(error.undefined.as_deref(), Some(name), "{template}: {}", error.message);
-        assert!(error.message.contains(&format!("'{name}' is undefined")), "{template}: {}", error.message);
+        assert_eq!(
+            error.undefined.as_deref(),
+            Some(name),
+            "{template}: {}",
+            error.message
+        );
+        assert!(
+            error.message.contains(&format!("'{name}' is undefined")),
+            "{template}: {}",
+            error.message
+        );
     }
 }
 
@@ -113,11 +162,23 @@ fn undefined_variables_are_errors_that_name_them() {
 fn undefined_in_expressions_is_named() {
     let t = templar();
     let vars = ctx(sample());
-    for (expr, name) in [("foo", "foo"), ("foo == 1", "foo"), ("user.nope", "user.nope"), ("foo and flag", "foo")] {
+    for (expr, name) in [
+        ("foo", "foo"),
+        ("foo == 1", "foo"),
+        ("user.nope", "user.nope"),
+        ("foo and flag", "foo"),
+    ] {
         let error = t.eval(expr, &vars).expect_err(expr);
-        assert_eq!(error.undefined.as_deref(), Some(name), "{expr}: {}", error.message);
+        assert_eq!(
+            error.undefined.as_deref(),
+            Some(name),
+            "{expr}: {}",
+            error.message
+        );
     }
-    let error = t.render_value(&json!({"x": ["{{ missing_var }}"]}), &vars).unwrap_err();
+    let error = t
+        .render_value(&json!({"x": ["{{ missing_var }}"]}), &vars)
+        .unwrap_err();
     assert_eq!(error.undefined.as_deref(), Some("missing_var"));
 }
 
@@ -127,18 +188,60 @@ fn guarded_undefined_passes() {
     assert_eq!(render("{{ foo | default('x') }}", vars.clone()), "x");
     assert_eq!(render("{{ foo | d('y') }}", vars.clone()), "y");
     assert_eq!(render("{{ foo | default }}", vars.clone()), "");
-    assert_eq!(render("{{ foo is defined }} {{ foo is undefined }}", vars.clone()), "False True");
+    assert_eq!(
+        render("{{ foo is defined }} {{ foo is undefined }}", vars.clone()),
+        "False True"
+    );
     assert_eq!(render("{{ user.missing | default(1) }}", vars.clone()), "1");
-    assert_eq!(render("{{ user.missing.deeper | default(2) }}", vars.clone()), "2");
-    assert_eq!(render("{{ foo.bar | default('chained') }}", vars.clone()), "chained");
-    assert_eq!(render("{{ foo.bar.baz is defined }}", vars.clone()), "False");
-    assert_eq!(render("{{ (foo.bar | default({})).x | default('z') }}", vars.clone()), "z");
-    assert_eq!(render("{% for u in users %}{{ u.opt.x | default('-') }}{{ u.name }};{% endfor %}", vars.clone()), "-ann;-bob;");
-    assert_eq!(render("{{ users[5].name | default('none') }} {{ users[0].name }}", vars.clone()), "none ann");
-    assert_eq!(render("{{ empty | default('e', true) }} {{ empty | default('e') }}|", vars.clone()), "e |");
+    assert_eq!(
+        render("{{ user.missing.deeper | default(2) }}", vars.clone()),
+        "2"
+    );
+    assert_eq!(
+        render("{{ foo.bar | default('chained') }}", vars.clone()),
+        "chained"
+    );
+    assert_eq!(
+        render("{{ foo.bar.baz is defined }}", vars.clone()),
+        "False"
+    );
+    assert_eq!(
+        render(
+            "{{ (foo.bar | default({})).x | default('z') }}",
+            vars.clone()
+        ),
+        "z"
+    );
+    assert_eq!(
+        render(
+            "{% for u in users %}{{ u.opt.x | default('-') }}{{ u.name }};{% endfor %}",
+            vars.clone()
+        ),
+        "-ann;-bob;"
+    );
+    assert_eq!(
+        render(
+            "{{ users[5].name | default('none') }} {{ users[0].name }}",
+            vars.clone()
+        ),
+        "none ann"
+    );
+    assert_eq!(
+        render(
+            "{{ empty | default('e', true) }} {{ empty | default('e') }}|",
+            vars.clone()
+        ),
+        "e |"
+    );
     assert_eq!(render("{{ nothing | default('n') }}", vars.clone()), "None");
     assert_eq!(render("{{ name | default('n') }}", vars.clone()), "web");
-    assert_eq!(render("{% if foo is defined and foo.bar %}y{% else %}n{% endif %}", vars.clone()), "n");
+    assert_eq!(
+        render(
+            "{% if foo is defined and foo.bar %}y{% else %}n{% endif %}",
+            vars.clone()
+        ),
+        "n"
+    );
     assert!(!check("foo.bar is defined"));
     assert!(check("foo.bar is undefined"));
 }
@@ -155,7 +258,12 @@ fn chained_undefined_still_fails_when_used() {
         "{{ foo.bar ~ 'x' }}",
     ] {
         let error = render_err(template, sample());
-        assert_eq!(error.undefined.as_deref(), Some("foo"), "{template}: {}", error.message);
+        assert_eq!(
+            error.undefined.as_deref(),
+            Some("foo"),
+            "{template}: {}",
+            error.message
+        );
     }
 }
 
@@ -176,14 +284,27 @@ fn syntax_errors_are_reported() {
     assert!(error.message.contains("syntax error"), "{}", error.message);
     assert_eq!(error.undefined, None);
     let error = render_err("{{ name | no_such_filter }}", sample());
-    assert!(error.message.contains("no_such_filter") || error.message.contains("unknown filter"), "{}", error.message);
+    assert!(
+        error.message.contains("no_such_filter") || error.message.contains("unknown filter"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn python_methods_work() {
-    assert_eq!(render("{{ name.startswith('we') }} {{ name.upper() }}", sample()), "True WEB");
+    assert_eq!(
+        render("{{ name.startswith('we') }} {{ name.upper() }}", sample()),
+        "True WEB"
+    );
     assert_eq!(render("{{ 'a,b'.split(',') }}", json!({})), "['a', 'b']");
-    assert_eq!(render("{% for k, v in user.items() %}{{ k }};{% endfor %}", sample()), "name;groups;shell;");
+    assert_eq!(
+        render(
+            "{% for k, v in user.items() %}{{ k }};{% endfor %}",
+            sample()
+        ),
+        "name;groups;shell;"
+    );
     assert_eq!(render("{{ user.keys() | list | length }}", sample()), "3");
 }
 
@@ -220,11 +341,23 @@ fn set_filters() {
         ("{{ [1, 2, 2] | union([2, 3]) }}", "[1, 2, 3]"),
         ("{{ [1, 2, 3, 3] | intersect([3, 2, 9]) }}", "[2, 3]"),
         ("{{ [1, 2, 3] | difference([2]) }}", "[1, 3]"),
-        ("{{ [1, 2, 3] | symmetric_difference([3, 4]) }}", "[1, 2, 4]"),
-        ("{{ [[1, [2]], [3], none, 'None', 4] | flatten }}", "[1, 2, 3, 4]"),
+        (
+            "{{ [1, 2, 3] | symmetric_difference([3, 4]) }}",
+            "[1, 2, 4]",
+        ),
+        (
+            "{{ [[1, [2]], [3], none, 'None', 4] | flatten }}",
+            "[1, 2, 3, 4]",
+        ),
         ("{{ [[1, [2]], [3]] | flatten(levels=1) }}", "[1, [2], 3]"),
-        ("{{ [1, 2] | product(['a', 'b']) | list }}", "[[1, 'a'], [1, 'b'], [2, 'a'], [2, 'b']]"),
-        ("{{ [1, 2] | zip_longest(['a'], fillvalue='-') }}", "[[1, 'a'], [2, '-']]"),
+        (
+            "{{ [1, 2] | product(['a', 'b']) | list }}",
+            "[[1, 'a'], [1, 'b'], [2, 'a'], [2, 'b']]",
+        ),
+        (
+            "{{ [1, 2] | zip_longest(['a'], fillvalue='-') }}",
+            "[[1, 'a'], [2, '-']]",
+        ),
     ];
     for (template, expected) in cases {
         assert_eq!(render(template, json!({})), expected, "{template}");
@@ -234,25 +367,56 @@ fn set_filters() {
 #[test]
 fn regex_filters() {
     let cases = [
-        (r"{{ 'ansible' | regex_replace('^a.*i(.*)$', 'a\\1') }}", "able"),
-        (r"{{ 'foobar' | regex_replace('^f.*o(.*)$', '\\g<1>x') }}", "barx"),
-        (r"{{ 'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\d+)$', '\\g<host>, \\g<port>') }}", "localhost, 80"),
-        ("{{ 'ABC' | regex_replace('b', 'x', ignorecase=true) }}", "AxC"),
-        ("{{ 'a\nb' | regex_replace('^', '> ', multiline=true) }}", "> a\n> b"),
+        (
+            r"{{ 'ansible' | regex_replace('^a.*i(.*)$', 'a\\1') }}",
+            "able",
+        ),
+        (
+            r"{{ 'foobar' | regex_replace('^f.*o(.*)$', '\\g<1>x') }}",
+            "barx",
+        ),
+        (
+            r"{{ 'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\d+)$', '\\g<host>, \\g<port>') }}",
+            "localhost, 80",
+        ),
+        (
+            "{{ 'ABC' | regex_replace('b', 'x', ignorecase=true) }}",
+            "AxC",
+        ),
+        (
+            "{{ 'a\nb' | regex_replace('^', '> ', multiline=true) }}",
+            "> a\n> b",
+        ),
         ("{{ 'cost $5' | regex_replace('cost', '$') }}", "$ $5"),
         ("{{ 'aaa' | regex_replace('a', 'b', count=2) }}", "bba"),
-        ("{{ 'server1 server22' | regex_search('server[0-9]+') }}", "server1"),
+        (
+            "{{ 'server1 server22' | regex_search('server[0-9]+') }}",
+            "server1",
+        ),
         ("{{ 'nothing' | regex_search('server') }}", "None"),
-        (r"{{ 'host=web port=80' | regex_search('host=(\\w+) port=(?P<p>\\d+)', '\\1', '\\g<p>') }}", "['web', '80']"),
-        (r"{{ 'a1 b2 c3' | regex_findall('[a-z]\\d') }}", "['a1', 'b2', 'c3']"),
-        (r"{{ 'a1 b2' | regex_findall('([a-z])(\\d)') }}", "[['a', '1'], ['b', '2']]"),
+        (
+            r"{{ 'host=web port=80' | regex_search('host=(\\w+) port=(?P<p>\\d+)', '\\1', '\\g<p>') }}",
+            "['web', '80']",
+        ),
+        (
+            r"{{ 'a1 b2 c3' | regex_findall('[a-z]\\d') }}",
+            "['a1', 'b2', 'c3']",
+        ),
+        (
+            r"{{ 'a1 b2' | regex_findall('([a-z])(\\d)') }}",
+            "[['a', '1'], ['b', '2']]",
+        ),
         ("{{ 'a.b*c' | regex_escape }}", "a\\.b\\*c"),
     ];
     for (template, expected) in cases {
         assert_eq!(render(template, json!({})), expected, "{template}");
     }
     let error = render_err("{{ 'x' | regex_replace('(', '') }}", json!({}));
-    assert!(error.message.contains("invalid regular expression"), "{}", error.message);
+    assert!(
+        error.message.contains("invalid regular expression"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -265,36 +429,92 @@ fn dict_filters() {
     });
     let t = templar();
     let c = ctx(vars);
-    let eval = |expr: &str| t.eval(expr, &c).unwrap_or_else(|e| panic!("{expr}: {}", e.message));
-    assert_eq!(eval("base | combine(over)"), json!({"a": 1, "nested": {"y": 2, "l": [2, 3]}, "b": 2}));
-    assert_eq!(eval("base | combine(over, recursive=true)"), json!({"a": 1, "nested": {"x": 1, "l": [2, 3], "y": 2}, "b": 2}));
-    assert_eq!(eval("base | combine(over, recursive=true, list_merge='append_rp')")["nested"]["l"], json!([1, 2, 3]));
-    assert_eq!(eval("base | combine(over, recursive=true, list_merge='prepend')")["nested"]["l"], json!([2, 3, 1, 2]));
-    assert_eq!(eval("base | combine(over, recursive=true, list_merge='keep')")["nested"]["l"], json!([1, 2]));
+    let eval = |expr: &str| {
+        t.eval(expr, &c)
+            .unwrap_or_else(|e| panic!("{expr}: {}", e.message))
+    };
+    assert_eq!(
+        eval("base | combine(over)"),
+        json!({"a": 1, "nested": {"y": 2, "l": [2, 3]}, "b": 2})
+    );
+    assert_eq!(
+        eval("base | combine(over, recursive=true)"),
+        json!({"a": 1, "nested": {"x": 1, "l": [2, 3], "y": 2}, "b": 2})
+    );
+    assert_eq!(
+        eval("base | combine(over, recursive=true, list_merge='append_rp')")["nested"]["l"],
+        json!([1, 2, 3])
+    );
+    assert_eq!(
+        eval("base | combine(over, recursive=true, list_merge='prepend')")["nested"]["l"],
+        json!([2, 3, 1, 2])
+    );
+    assert_eq!(
+        eval("base | combine(over, recursive=true, list_merge='keep')")["nested"]["l"],
+        json!([1, 2])
+    );
     assert_eq!(eval("[base, over] | combine")["b"], json!(2));
-    assert_eq!(eval("{'a': 1} | dict2items"), json!([{"key": "a", "value": 1}]));
-    assert_eq!(eval("{'a': 1} | dict2items(key_name='k', value_name='v')"), json!([{"k": "a", "v": 1}]));
+    assert_eq!(
+        eval("{'a': 1} | dict2items"),
+        json!([{"key": "a", "value": 1}])
+    );
+    assert_eq!(
+        eval("{'a': 1} | dict2items(key_name='k', value_name='v')"),
+        json!([{"k": "a", "v": 1}])
+    );
     assert_eq!(eval("pairs | items2dict"), json!({"k1": "v1", "k2": "v2"}));
-    assert_eq!(eval("named | items2dict(key_name='name', value_name='val')"), json!({"n": 1}));
+    assert_eq!(
+        eval("named | items2dict(key_name='name', value_name='val')"),
+        json!({"n": 1})
+    );
     assert!(t.eval("base | combine(1)", &c).is_err());
 }
 
 #[test]
 fn serialization_filters() {
     let vars = json!({"d": {"b": 1, "a": [true, null, "é"]}, "s": "{\"x\": [1, 2]}", "y": "a: 1\nb: [yes, '0755', 0755]\n"});
-    assert_eq!(render("{{ d | to_json }}", vars.clone()), r#"{"b": 1, "a": [true, null, "\u00e9"]}"#);
-    assert_eq!(render("{{ d | to_json(sort_keys=true) }}", vars.clone()), r#"{"a": [true, null, "\u00e9"], "b": 1}"#);
+    assert_eq!(
+        render("{{ d | to_json }}", vars.clone()),
+        r#"{"b": 1, "a": [true, null, "\u00e9"]}"#
+    );
+    assert_eq!(
+        render("{{ d | to_json(sort_keys=true) }}", vars.clone()),
+        r#"{"a": [true, null, "\u00e9"], "b": 1}"#
+    );
     assert_eq!(
         render("{{ d | to_nice_json }}", vars.clone()),
         "{\n    \"a\": [\n        true,\n        null,\n        \"\\u00e9\"\n    ],\n    \"b\": 1\n}"
     );
-    assert_eq!(render("{{ d | to_nice_json(indent=2) }}", vars.clone()).lines().nth(1), Some("  \"a\": ["));
+    assert_eq!(
+        render("{{ d | to_nice_json(indent=2) }}", vars.clone())
+            .lines()
+            .nth(1),
+        Some("  \"a\": [")
+    );
     assert_eq!(eval("s | from_json", vars.clone()), json!({"x": [1, 2]}));
-    assert_eq!(eval("y | from_yaml", vars.clone()), json!({"a": 1, "b": [true, "0755", 493]}));
-    assert_eq!(eval("'a: 1\n---\nb: 2' | from_yaml_all", vars.clone()), json!([{"a": 1}, {"b": 2}]));
-    assert_eq!(render("{{ d | to_yaml }}", vars.clone()), "a: [true, null, é]\nb: 1\n");
-    assert_eq!(render("{{ d | to_nice_yaml }}", vars.clone()), "a:\n- true\n- null\n- é\nb: 1\n");
-    assert_eq!(render("{{ {'k': {'x': 'yes'}} | to_nice_yaml(indent=2) }}", vars.clone()), "k:\n  x: 'yes'\n");
+    assert_eq!(
+        eval("y | from_yaml", vars.clone()),
+        json!({"a": 1, "b": [true, "0755", 493]})
+    );
+    assert_eq!(
+        eval("'a: 1\n---\nb: 2' | from_yaml_all", vars.clone()),
+        json!([{"a": 1}, {"b": 2}])
+    );
+    assert_eq!(
+        render("{{ d | to_yaml }}", vars.clone()),
+        "a: [true, null, é]\nb: 1\n"
+    );
+    assert_eq!(
+        render("{{ d | to_nice_yaml }}", vars.clone()),
+        "a:\n- true\n- null\n- é\nb: 1\n"
+    );
+    assert_eq!(
+        render(
+            "{{ {'k': {'x': 'yes'}} | to_nice_yaml(indent=2) }}",
+            vars.clone()
+        ),
+        "k:\n  x: 'yes'\n"
+    );
 }
 
 #[test]
@@ -324,32 +544,78 @@ fn encoding_and_path_filters() {
         assert_eq!(render(template, json!({})), expected, "{template}");
     }
     let home = dirs::home_dir().unwrap().to_string_lossy().into_owned();
-    assert_eq!(render("{{ '~/x' | expanduser }}", json!({})), format!("{}/x", home.trim_end_matches('/')));
+    assert_eq!(
+        render("{{ '~/x' | expanduser }}", json!({})),
+        format!("{}/x", home.trim_end_matches('/'))
+    );
 }
 
 #[test]
 fn jinja_tests_behave_like_ansible() {
     let truths = [
-        "name is defined", "foo is undefined", "nothing is none", "name is string", "port is number",
-        "port is integer", "1.5 is float", "user is mapping", "items is iterable", "items is sequence",
-        "flag is boolean", "'yes' is truthy", "'' is falsy", "'no' is falsy(convert_bool=true)",
-        "name is match('we')", "not (name is match('eb'))", "name is search('eb')", "'WEB' is match('web', ignorecase=true)",
-        "name is regex('^w.b$')", "2 in items", "items is contains(3)", "'eb' in name",
-        "ok_result is success", "ok_result is succeeded", "ok_result is changed", "bad_result is failed",
-        "bad_result is failure", "not (bad_result is changed)", "skipped_result is skipped", "loop_result is changed",
-        "ok_result is reachable", "'1.2' is version('1.10', '<')", "'1.10' is version('1.2', 'gt')",
-        "'2.0.0' is version('2.0.0', 'eq')", "'1.0.0-rc1' is version('1.0.0', 'lt', version_type='semver')",
-        "[1, 2] is subset([1, 2, 3])", "[1, 2, 3] is superset([3])", "'/etc' is abs", "'/' is exists",
-        "'/' is directory", "[true, 1] is all", "[0, 1] is any",
+        "name is defined",
+        "foo is undefined",
+        "nothing is none",
+        "name is string",
+        "port is number",
+        "port is integer",
+        "1.5 is float",
+        "user is mapping",
+        "items is iterable",
+        "items is sequence",
+        "flag is boolean",
+        "'yes' is truthy",
+        "'' is falsy",
+        "'no' is falsy(convert_bool=true)",
+        "name is match('we')",
+        "not (name is match('eb'))",
+        "name is search('eb')",
+        "'WEB' is match('web', ignorecase=true)",
+        "name is regex('^w.b$')",
+        "2 in items",
+        "items is contains(3)",
+        "'eb' in name",
+        "ok_result is success",
+        "ok_result is succeeded",
+        "ok_result is changed",
+        "bad_result is failed",
+        "bad_result is failure",
+        "not (bad_result is changed)",
+        "skipped_result is skipped",
+        "loop_result is changed",
+        "ok_result is reachable",
+        "'1.2' is version('1.10', '<')",
+        "'1.10' is version('1.2', 'gt')",
+        "'2.0.0' is version('2.0.0', 'eq')",
+        "'1.0.0-rc1' is version('1.0.0', 'lt', version_type='semver')",
+        "[1, 2] is subset([1, 2, 3])",
+        "[1, 2, 3] is superset([3])",
+        "'/etc' is abs",
+        "'/' is exists",
+        "'/' is directory",
+        "[true, 1] is all",
+        "[0, 1] is any",
     ];
     for expr in truths {
         assert!(check(expr), "{expr} should be true");
     }
-    for expr in ["name is undefined", "port is string", "name is match('eb')", "ok_result is failed", "'1.10' is version('1.2', '<')"] {
+    for expr in [
+        "name is undefined",
+        "port is string",
+        "name is match('eb')",
+        "ok_result is failed",
+        "'1.10' is version('1.2', '<')",
+    ] {
         assert!(!check(expr), "{expr} should be false");
     }
-    let error = templar().eval("name is failed", &ctx(sample())).unwrap_err();
-    assert!(error.message.contains("expects a dictionary"), "{}", error.message);
+    let error = templar()
+        .eval("name is failed", &ctx(sample()))
+        .unwrap_err();
+    assert!(
+        error.message.contains("expects a dictionary"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -364,7 +630,9 @@ fn conditionals_follow_ansible() {
     assert!(check("user.shell"));
     assert!(!check("nothing"));
     assert!(check("items | length > 2"));
-    let error = templar().eval_bool("not_there", &ctx(sample())).unwrap_err();
+    let error = templar()
+        .eval_bool("not_there", &ctx(sample()))
+        .unwrap_err();
     assert_eq!(error.undefined.as_deref(), Some("not_there"));
     assert!(templar().eval_bool("   ", &ctx(sample())).is_err());
 }
@@ -377,32 +645,97 @@ fn lookups_on_the_controller() {
     std::fs::write(dir.path().join("files/motd.txt"), "welcome\n\n").unwrap();
     std::fs::write(dir.path().join("files/a.conf"), "a").unwrap();
     std::fs::write(dir.path().join("files/b.conf"), "b").unwrap();
-    std::fs::write(dir.path().join("templates/greet.j2"), "hi {{ name }}{% if flag %}!{% endif %} end\n").unwrap();
+    std::fs::write(
+        dir.path().join("templates/greet.j2"),
+        "hi {{ name }}{% if flag %}!{% endif %} end\n",
+    )
+    .unwrap();
     let t = Templar::new(vec![dir.path().to_path_buf()]);
     let vars = ctx(sample());
-    let render = |s: &str| t.render_str(s, &vars).unwrap_or_else(|e| panic!("{s}: {}", e.message));
+    let render = |s: &str| {
+        t.render_str(s, &vars)
+            .unwrap_or_else(|e| panic!("{s}: {}", e.message))
+    };
     std::env::set_var("ORCH_TEMPLATE_TEST", "from-env");
-    assert_eq!(render("{{ lookup('env', 'ORCH_TEMPLATE_TEST') }}"), "from-env");
-    assert_eq!(render("{{ lookup('env', 'ORCH_NOT_SET_ANYWHERE', default='dflt') }}"), "dflt");
+    assert_eq!(
+        render("{{ lookup('env', 'ORCH_TEMPLATE_TEST') }}"),
+        "from-env"
+    );
+    assert_eq!(
+        render("{{ lookup('env', 'ORCH_NOT_SET_ANYWHERE', default='dflt') }}"),
+        "dflt"
+    );
     assert_eq!(render("[{{ lookup('file', 'motd.txt') }}]"), "[welcome]");
-    assert_eq!(render("{{ lookup('file', 'motd.txt', rstrip=false) | length }}"), "9");
-    assert_eq!(render("{{ lookup('template', 'greet.j2') }}"), "hi web! end\n");
-    assert_eq!(render("{{ lookup('template', 'greet.j2', template_vars={'name': 'x'}) }}"), "hi x! end\n");
-    assert_eq!(render("{{ lookup('pipe', 'echo piped; echo two') }}"), "piped\ntwo");
-    assert_eq!(render("{{ query('lines', 'printf \"a\\nb\\n\"') }}"), "['a', 'b']");
-    assert_eq!(render("{{ q('env', 'ORCH_TEMPLATE_TEST') }}"), "['from-env']");
-    assert_eq!(render("{{ lookup('env', 'ORCH_TEMPLATE_TEST', 'ORCH_TEMPLATE_TEST') }}"), "from-env,from-env");
-    assert_eq!(render("{{ lookup('vars', 'port') }} {{ lookup('vars', 'zzz', default=1) }}"), "8080 1");
-    assert_eq!(render("{{ query('fileglob', '*.conf') | map('basename') | list }}"), "['a.conf', 'b.conf']");
-    assert_eq!(render("{{ lookup('first_found', ['nope.txt', 'b.conf']) | basename }}"), "b.conf");
-    assert_eq!(render("{{ lookup('dict', {'k': 1}) }}"), "{'key': 'k', 'value': 1}");
-    let error = t.render_str("{{ lookup('file', 'absent.txt') }}", &vars).unwrap_err();
-    assert!(error.message.contains("could not locate file"), "{}", error.message);
-    let error = t.render_str("{{ lookup('password', 'x') }}", &vars).unwrap_err();
-    assert!(error.message.contains("lookup plugin 'password' is not supported"), "{}", error.message);
-    let error = t.render_str("{{ lookup('pipe', 'exit 3') }}", &vars).unwrap_err();
+    assert_eq!(
+        render("{{ lookup('file', 'motd.txt', rstrip=false) | length }}"),
+        "9"
+    );
+    assert_eq!(
+        render("{{ lookup('template', 'greet.j2') }}"),
+        "hi web! end\n"
+    );
+    assert_eq!(
+        render("{{ lookup('template', 'greet.j2', template_vars={'name': 'x'}) }}"),
+        "hi x! end\n"
+    );
+    assert_eq!(
+        render("{{ lookup('pipe', 'echo piped; echo two') }}"),
+        "piped\ntwo"
+    );
+    assert_eq!(
+        render("{{ query('lines', 'printf \"a\\nb\\n\"') }}"),
+        "['a', 'b']"
+    );
+    assert_eq!(
+        render("{{ q('env', 'ORCH_TEMPLATE_TEST') }}"),
+        "['from-env']"
+    );
+    assert_eq!(
+        render("{{ lookup('env', 'ORCH_TEMPLATE_TEST', 'ORCH_TEMPLATE_TEST') }}"),
+        "from-env,from-env"
+    );
+    assert_eq!(
+        render("{{ lookup('vars', 'port') }} {{ lookup('vars', 'zzz', default=1) }}"),
+        "8080 1"
+    );
+    assert_eq!(
+        render("{{ query('fileglob', '*.conf') | map('basename') | list }}"),
+        "['a.conf', 'b.conf']"
+    );
+    assert_eq!(
+        render("{{ lookup('first_found', ['nope.txt', 'b.conf']) | basename }}"),
+        "b.conf"
+    );
+    assert_eq!(
+        render("{{ lookup('dict', {'k': 1}) }}"),
+        "{'key': 'k', 'value': 1}"
+    );
+    let error = t
+        .render_str("{{ lookup('file', 'absent.txt') }}", &vars)
+        .unwrap_err();
+    assert!(
+        error.message.contains("could not locate file"),
+        "{}",
+        error.message
+    );
+    let error = t
+        .render_str("{{ lookup('password', 'x') }}", &vars)
+        .unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("lookup plugin 'password' is not supported"),
+        "{}",
+        error.message
+    );
+    let error = t
+        .render_str("{{ lookup('pipe', 'exit 3') }}", &vars)
+        .unwrap_err();
     assert!(error.message.contains("exited with 3"), "{}", error.message);
-    assert_eq!(render("{{ lookup('file', 'absent.txt', errors='ignore') }}"), "None");
+    assert_eq!(
+        render("{{ lookup('file', 'absent.txt', errors='ignore') }}"),
+        "None"
+    );
 }
 
 #[test]
@@ -413,12 +746,22 @@ fn template_files_use_ansible_whitespace_and_includes() {
     std::fs::write(templates.join("main.j2"), "{% for u in users %}\n{{ u.name }}\n{% endfor %}\n{% include 'part.j2' %}\nsrc={{ template_path }}\n").unwrap();
     std::fs::write(templates.join("part.j2"), "  port={{ port }}\n").unwrap();
     let t = Templar::new(vec![dir.path().to_path_buf(), templates.clone()]);
-    let out = t.render_file(std::path::Path::new("main.j2"), &ctx(sample())).unwrap();
+    let out = t
+        .render_file(std::path::Path::new("main.j2"), &ctx(sample()))
+        .unwrap();
     assert_eq!(out, "ann\nbob\n  port=8080\nsrc=main.j2\n");
-    let error = t.render_file(std::path::Path::new("missing.j2"), &ctx(sample())).unwrap_err();
-    assert!(error.message.contains("could not find template"), "{}", error.message);
+    let error = t
+        .render_file(std::path::Path::new("missing.j2"), &ctx(sample()))
+        .unwrap_err();
+    assert!(
+        error.message.contains("could not find template"),
+        "{}",
+        error.message
+    );
     std::fs::write(templates.join("bad.j2"), "line1\n{{ nope }}\n").unwrap();
-    let error = t.render_file(std::path::Path::new("bad.j2"), &ctx(sample())).unwrap_err();
+    let error = t
+        .render_file(std::path::Path::new("bad.j2"), &ctx(sample()))
+        .unwrap_err();
     assert_eq!(error.undefined.as_deref(), Some("nope"));
     assert!(error.message.contains("bad.j2:2"), "{}", error.message);
 }
@@ -429,7 +772,13 @@ fn lazy(vars: Json) -> (Arc<Templar>, Value) {
         Json::Object(map) => map,
         _ => unreachable!(),
     };
-    let v = t.lazy_vars(Arc::new(map), vec![("hostvars".to_string(), ctx(json!({"h1": {"ip": "10.0.0.1"}})))]);
+    let v = t.lazy_vars(
+        Arc::new(map),
+        vec![(
+            "hostvars".to_string(),
+            ctx(json!({"h1": {"ip": "10.0.0.1"}})),
+        )],
+    );
     (t, v)
 }
 
@@ -441,12 +790,27 @@ fn lazy_vars_resolve_nested_references() {
         "ip": "{{ hostvars['h1'].ip }}"
     }));
     assert_eq!(t.render_str("{{ conf }}", &vars).unwrap(), "/srv/app/conf");
-    assert_eq!(t.render_value(&json!("{{ ports }}"), &vars).unwrap(), json!([80, 443]));
-    assert_eq!(t.render_str("{{ nested.path }}", &vars).unwrap(), "/srv/app/conf/x");
+    assert_eq!(
+        t.render_value(&json!("{{ ports }}"), &vars).unwrap(),
+        json!([80, 443])
+    );
+    assert_eq!(
+        t.render_str("{{ nested.path }}", &vars).unwrap(),
+        "/srv/app/conf/x"
+    );
     assert_eq!(t.render_str("{{ ip }}", &vars).unwrap(), "10.0.0.1");
-    assert_eq!(t.render_str("{{ bad | default('guarded') }}", &vars).unwrap(), "guarded");
+    assert_eq!(
+        t.render_str("{{ bad | default('guarded') }}", &vars)
+            .unwrap(),
+        "guarded"
+    );
     let error = t.render_str("{{ bad }}", &vars).unwrap_err();
-    assert_eq!(error.undefined.as_deref(), Some("undefined_thing"), "{}", error.message);
+    assert_eq!(
+        error.undefined.as_deref(),
+        Some("undefined_thing"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("'bad'"), "{}", error.message);
     assert!(t.eval_bool("bad is defined", &vars).is_ok_and(|b| !b));
 }
@@ -455,7 +819,11 @@ fn lazy_vars_resolve_nested_references() {
 fn lazy_vars_detect_cycles() {
     let (t, vars) = lazy(json!({"a": "{{ b }}", "b": "{{ a }}", "self_ref": "x{{ self_ref }}"}));
     let error = t.render_str("{{ a }}", &vars).unwrap_err();
-    assert!(error.message.contains("recursive loop"), "{}", error.message);
+    assert!(
+        error.message.contains("recursive loop"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("a -> b -> a"), "{}", error.message);
     let error = t.render_str("{{ self_ref }}", &vars).unwrap_err();
     assert!(error.message.contains("'self_ref'"), "{}", error.message);
@@ -465,8 +833,102 @@ fn lazy_vars_detect_cycles() {
 fn lazy_vars_memoize_per_context() {
     let dir = tempfile::tempdir().unwrap();
     let counter = dir.path().join("count");
-    let (t, vars) = lazy(json!({"stamp": format!("{{{{ lookup('pipe', 'echo x >> {}; wc -l < {}') }}}}", counter.display(), counter.display())}));
-    assert_eq!(t.render_str("{{ stamp }} {{ stamp }}", &vars).unwrap().split_whitespace().collect::<Vec<_>>(), ["1", "1"]);
+    let (t, vars) = lazy(
+        json!({"stamp": format!("{{{{ lookup('pipe', 'echo x >> {}; wc -l < {}') }}}}", counter.display(), counter.display())}),
+    );
+    assert_eq!(
+        t.render_str("{{ stamp }} {{ stamp }}", &vars)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1", "1"]
+    );
     assert_eq!(t.render_str("{{ stamp }}", &vars).unwrap().trim(), "1");
-    assert_eq!(t.render_str("{{ hostvars.h1.ip }} {{ vars_count }}", &vars).unwrap_err().undefined.as_deref(), Some("vars_count"));
+    assert_eq!(
+        t.render_str("{{ hostvars.h1.ip }} {{ vars_count }}", &vars)
+            .unwrap_err()
+            .undefined
+            .as_deref(),
+        Some("vars_count")
+    );
+}
+
+/// A context object that builds a fresh lazy context on every access, as the executor's `hostvars` does.
+#[derive(Debug)]
+struct FreshEachTime {
+    templar: Arc<Templar>,
+    vars: Arc<serde_json::Map<String, Json>>,
+}
+
+impl minijinja::value::Object for FreshEachTime {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(self.templar.lazy_vars(
+            self.vars.clone(),
+            vec![("hv".into(), Value::from_dyn_object(self.clone()))],
+        ))
+    }
+}
+
+#[test]
+fn lazy_loops_through_fresh_contexts_stop_without_overflowing() {
+    let t = Arc::new(templar());
+    let map = match json!({"a": "{{ hv.me.a }}", "b": "{{ hv.me.c }}", "c": "deep"}) {
+        Json::Object(map) => Arc::new(map),
+        _ => unreachable!(),
+    };
+    let hv = Value::from_object(FreshEachTime {
+        templar: t.clone(),
+        vars: map.clone(),
+    });
+    let vars = t.lazy_vars(map, vec![("hv".into(), hv)]);
+    // Run on a thread with tokio's worker stack size to prove the bound keeps us within it.
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            (
+                t.render_str("{{ a }}", &vars),
+                t.render_str("{{ b }}", &vars),
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let error = outcome.0.unwrap_err();
+    assert!(
+        error.message.contains("variables deep"),
+        "{}",
+        error.message
+    );
+    assert_eq!(outcome.1.unwrap(), "deep");
+}
+
+#[test]
+fn long_reference_chains_fit_on_a_worker_stack() {
+    let mut map = serde_json::Map::new();
+    for i in 0..20 {
+        map.insert(format!("v{i}"), json!(format!("{{{{ v{} }}}}", i + 1)));
+    }
+    map.insert("v20".into(), json!("end"));
+    let t = Arc::new(templar());
+    let vars = t.lazy_vars(Arc::new(map), vec![]);
+    let out = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || t.render_str("{{ v0 }}", &vars))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(out.unwrap(), "end");
+}
+
+#[test]
+fn python_literals_and_free_is_template() {
+    assert!(is_template("{{ x }}"));
+    assert!(!is_template("x"));
+    assert_eq!(
+        render(
+            "{{ True }} {{ False }} {{ None }} {{ true and not false }}",
+            json!({})
+        ),
+        "True False None True"
+    );
 }
