@@ -234,6 +234,13 @@ fn guarded_undefined_passes() {
         "e |"
     );
     assert_eq!(render("{{ nothing | default('n') }}", vars.clone()), "None");
+    assert_eq!(
+        render(
+            "{{ foo | default(none) }} {{ foo | default(default_value=3) }}",
+            vars.clone()
+        ),
+        "None 3"
+    );
     assert_eq!(render("{{ name | default('n') }}", vars.clone()), "web");
     assert_eq!(
         render(
@@ -595,6 +602,11 @@ fn jinja_tests_behave_like_ansible() {
         "'/' is directory",
         "[true, 1] is all",
         "[0, 1] is any",
+        "not (ok_result is unreachable)",
+        "{'finished': 1} is finished",
+        "not ({'finished': 0} is finished)",
+        "not ('/' is file)",
+        "not ('/' is link)",
     ];
     for expr in truths {
         assert!(check(expr), "{expr} should be true");
