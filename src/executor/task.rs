@@ -39,10 +39,8 @@ fn template_failure(
     e: &TemplateError,
     what: &str,
 ) -> String {
-    let cause = match &e.undefined {
-        Some(name) => format!("'{name}' is undefined"),
-        None => e.message.clone(),
-    };
+    // The message names the variable (and the chain through lazily templated vars).
+    let cause = &e.message;
     format!("{what}. The error was: {cause}\n\nThe error appears to be in '{task_file}': line {line}, column {col}")
 }
 

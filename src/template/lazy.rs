@@ -18,7 +18,21 @@ thread_local! {
     /// Variables being rendered on this thread, outermost first: (context id, name).
     /// Per thread, because one context (a host's vars inside `hostvars`) may be read by many tasks at once.
     static RESOLVING: RefCell<Vec<(usize, String)>> = const { RefCell::new(Vec::new()) };
+    /// Set once the nesting bound was hit during the current top-level render: every later variable
+    /// render then fails at once. Contexts made afresh are never memoized, so without this each
+    /// failed level would descend again and the work would grow exponentially with the depth.
+    static NESTING_EXCEEDED: RefCell<Option<TemplateError>> = const { RefCell::new(None) };
 }
+
+/// Forgets the per-render state; called when a top-level render starts.
+pub fn reset_thread_state() {
+    NESTING_EXCEEDED.with(|n| n.borrow_mut().take());
+}
+
+/// Nested variable renders allowed on one thread. A loop through contexts made afresh on each access
+/// (`a: "{{ hostvars[inventory_hostname].a }}"`) is invisible to the per-context check; this bound turns
+/// it into an error long before the stack (2 MiB on tokio's workers) runs out.
+const MAX_NESTING: usize = 24;
 
 /// Pops the variable from [`RESOLVING`] when its render ends, also on unwinding.
 struct Resolving;
@@ -34,6 +48,8 @@ pub struct LazyVars {
     vars: Arc<serde_json::Map<String, Json>>,
     objects: Vec<(String, Value)>,
     memo: Mutex<HashMap<String, Value>>,
+    /// Variables that failed to render, with why (a second read fails at once, without re-rendering).
+    failed: Mutex<HashMap<String, TemplateError>>,
 }
 
 impl std::fmt::Debug for LazyVars {
@@ -56,6 +72,7 @@ impl LazyVars {
             vars,
             objects,
             memo: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -81,6 +98,36 @@ impl LazyVars {
             chain.push(name);
             Some(chain.join(" -> "))
         });
+        let nesting = RESOLVING.with(|r| r.borrow().len());
+        let cycle = cycle.or_else(|| {
+            (nesting >= MAX_NESTING).then(|| {
+                let names = RESOLVING.with(|r| {
+                    r.borrow()
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .map(|(_, var)| var.clone())
+                        .collect::<Vec<_>>()
+                });
+                format!(
+                    "more than {MAX_NESTING} variables deep, last: {}",
+                    names.join(" <- ")
+                )
+            })
+        });
+        if let Some(previous) = self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|failed| failed.get(name).cloned())
+        {
+            record_var_error(name, previous);
+            return None;
+        }
+        if let Some(error) = NESTING_EXCEEDED.with(|n| n.borrow().clone()) {
+            record_var_error(name, error);
+            return None;
+        }
         if let Some(chain) = cycle {
             let error = TemplateError {
                 message: format!(
@@ -88,6 +135,9 @@ impl LazyVars {
                 ),
                 undefined: None,
             };
+            if nesting >= MAX_NESTING {
+                NESTING_EXCEEDED.with(|n| *n.borrow_mut() = Some(error.clone()));
+            }
             record_var_error(name, error);
             return None;
         }

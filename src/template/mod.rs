@@ -29,6 +29,11 @@ use serde_json::Value as Json;
 pub use convert::{from_json, to_json};
 pub use lazy::LazyVars;
 
+/// Whether `s` holds Jinja syntax at all (strings without it are never rendered).
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
 /// Renders Jinja2 the way Ansible does. Cheap to share (`Arc<Templar>`); rendering takes no lock.
 pub struct Templar {
     env: Environment<'static>,
@@ -61,6 +66,14 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
+impl fmt::Debug for Templar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templar")
+            .field("search_paths", &self.search_paths)
+            .finish_non_exhaustive()
+    }
+}
+
 thread_local! {
     /// Nesting of renders on this thread (lazy variables render inside renders).
     static DEPTH: Cell<usize> = const { Cell::new(0) };
@@ -79,6 +92,7 @@ impl RenderScope {
     fn enter(vars: &Value) -> RenderScope {
         if DEPTH.with(|d| d.replace(d.get() + 1)) == 0 {
             VAR_ERRORS.with(|errors| errors.borrow_mut().clear());
+            lazy::reset_thread_state();
         }
         CONTEXTS.with(|c| c.borrow_mut().push(vars.clone()));
         RenderScope
@@ -151,7 +165,7 @@ impl Templar {
 
     /// Whether `s` holds Jinja syntax at all (strings without it are never rendered).
     pub fn is_template(s: &str) -> bool {
-        s.contains("{{") || s.contains("{%") || s.contains("{#")
+        is_template(s)
     }
 
     /// Renders a string to text.
@@ -369,7 +383,13 @@ impl Templar {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        if error.kind() == ErrorKind::UndefinedError && !is_mandatory_error(&error) {
+        // A variable that failed to template is not retried: its own error is the answer, and
+        // retrying at every level of a chain of broken variables would multiply the work.
+        let broken_var = error
+            .detail()
+            .and_then(undefined_name_in)
+            .is_some_and(|name| var_error(root_name(&name)).is_some());
+        if error.kind() == ErrorKind::UndefinedError && !is_mandatory_error(&error) && !broken_var {
             let retry = Arc::new(chain::Attempt::default());
             let chained = chain::root(vars, self.globals.clone(), &retry);
             if let Ok(value) = attempt(&chained) {

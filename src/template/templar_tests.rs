@@ -234,6 +234,13 @@ fn guarded_undefined_passes() {
         "e |"
     );
     assert_eq!(render("{{ nothing | default('n') }}", vars.clone()), "None");
+    assert_eq!(
+        render(
+            "{{ foo | default(none) }} {{ foo | default(default_value=3) }}",
+            vars.clone()
+        ),
+        "None 3"
+    );
     assert_eq!(render("{{ name | default('n') }}", vars.clone()), "web");
     assert_eq!(
         render(
@@ -595,6 +602,11 @@ fn jinja_tests_behave_like_ansible() {
         "'/' is directory",
         "[true, 1] is all",
         "[0, 1] is any",
+        "not (ok_result is unreachable)",
+        "{'finished': 1} is finished",
+        "not ({'finished': 0} is finished)",
+        "not ('/' is file)",
+        "not ('/' is link)",
     ];
     for expr in truths {
         assert!(check(expr), "{expr} should be true");
@@ -850,5 +862,85 @@ fn lazy_vars_memoize_per_context() {
             .undefined
             .as_deref(),
         Some("vars_count")
+    );
+}
+
+/// A context object that builds a fresh lazy context on every access, as the executor's `hostvars` does.
+#[derive(Debug)]
+struct FreshEachTime {
+    templar: Arc<Templar>,
+    vars: Arc<serde_json::Map<String, Json>>,
+}
+
+impl minijinja::value::Object for FreshEachTime {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(self.templar.lazy_vars(
+            self.vars.clone(),
+            vec![("hv".into(), Value::from_dyn_object(self.clone()))],
+        ))
+    }
+}
+
+#[test]
+fn lazy_loops_through_fresh_contexts_stop_without_overflowing() {
+    let t = Arc::new(templar());
+    let map = match json!({"a": "{{ hv.me.a }}", "b": "{{ hv.me.c }}", "c": "deep"}) {
+        Json::Object(map) => Arc::new(map),
+        _ => unreachable!(),
+    };
+    let hv = Value::from_object(FreshEachTime {
+        templar: t.clone(),
+        vars: map.clone(),
+    });
+    let vars = t.lazy_vars(map, vec![("hv".into(), hv)]);
+    // Run on a thread with tokio's worker stack size to prove the bound keeps us within it.
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            (
+                t.render_str("{{ a }}", &vars),
+                t.render_str("{{ b }}", &vars),
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let error = outcome.0.unwrap_err();
+    assert!(
+        error.message.contains("variables deep"),
+        "{}",
+        error.message
+    );
+    assert_eq!(outcome.1.unwrap(), "deep");
+}
+
+#[test]
+fn long_reference_chains_fit_on_a_worker_stack() {
+    let mut map = serde_json::Map::new();
+    for i in 0..20 {
+        map.insert(format!("v{i}"), json!(format!("{{{{ v{} }}}}", i + 1)));
+    }
+    map.insert("v20".into(), json!("end"));
+    let t = Arc::new(templar());
+    let vars = t.lazy_vars(Arc::new(map), vec![]);
+    let out = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || t.render_str("{{ v0 }}", &vars))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(out.unwrap(), "end");
+}
+
+#[test]
+fn python_literals_and_free_is_template() {
+    assert!(is_template("{{ x }}"));
+    assert!(!is_template("x"));
+    assert_eq!(
+        render(
+            "{{ True }} {{ False }} {{ None }} {{ true and not false }}",
+            json!({})
+        ),
+        "True False None True"
     );
 }
