@@ -139,14 +139,28 @@ fn language_features_behave_as_ansible() {
     assert_eq!((r1.failed, r1.rescued, r1.ignored), (0, 1, 1), "{out}");
 
     for i in 0..2 {
-        assert_eq!(fleet.exec_ok(i, "cat /tmp/block-one /tmp/block-rescue /tmp/block-always"), "one\nrescued True\nalways\n");
+        assert_eq!(
+            fleet.exec_ok(i, "cat /tmp/block-one /tmp/block-rescue /tmp/block-always"),
+            "one\nrescued True\nalways\n"
+        );
         assert_ne!(fleet.exec(i, "test -e /tmp/block-never").code, 0);
-        assert_eq!(fleet.exec_ok(i, "cat /tmp/item-a /tmp/item-b"), "a-inc\nb-inc\n");
+        assert_eq!(
+            fleet.exec_ok(i, "cat /tmp/item-a /tmp/item-b"),
+            "a-inc\nb-inc\n"
+        );
         assert_eq!(fleet.exec_ok(i, "cat /tmp/imported"), "imported\n");
-        assert_ne!(fleet.exec(i, "test -e /tmp/tag-never").code, 0, "a 'never' task ran untagged");
+        assert_ne!(
+            fleet.exec(i, "test -e /tmp/tag-never").code,
+            0,
+            "a 'never' task ran untagged"
+        );
         assert_eq!(fleet.exec_ok(i, "cat /tmp/loop"), "0=x\n1=y\n");
         assert_eq!(fleet.exec_ok(i, "cat /tmp/count"), "3\n");
-        assert_eq!(fleet.exec_ok(i, "cat /tmp/after-flush"), "handled\n", "handlers must run at flush_handlers");
+        assert_eq!(
+            fleet.exec_ok(i, "cat /tmp/after-flush"),
+            "handled\n",
+            "handlers must run at flush_handlers"
+        );
     }
     let name0 = &fleet.host(0).name;
     assert_eq!(
@@ -157,9 +171,15 @@ fn language_features_behave_as_ansible() {
     assert_eq!(fleet.exec_ok(0, "cat /tmp/after-end"), "end\n");
     assert_ne!(fleet.exec(1, "test -e /tmp/after-end").code, 0);
     // Loop labels as given by loop_control.label.
-    assert!(out.stdout.contains("(item=x)") && out.stdout.contains("(item=y)"), "{out}");
+    assert!(
+        out.stdout.contains("(item=x)") && out.stdout.contains("(item=y)"),
+        "{out}"
+    );
     // A no_log value stays masked, even where another task prints it.
-    assert!(!out.stdout.contains("s3cr3t-t0ken-value"), "secret leaked:\n{out}");
+    assert!(
+        !out.stdout.contains("s3cr3t-t0ken-value"),
+        "secret leaked:\n{out}"
+    );
     assert!(out.stdout.contains("token is ********"), "{out}");
 }
 
@@ -170,12 +190,30 @@ fn tags_select_and_skip_tasks() {
     let inv = inv.to_str().expect("path");
     let out = fleet.orch(&["run", "site.yml", "-i", inv, "--tags", "imported,special"]);
     out.assert_code(0);
-    assert_eq!(fleet.exec_ok(0, "cat /tmp/imported /tmp/tag-never"), "imported\nnever\n");
-    assert_ne!(fleet.exec(0, "test -e /tmp/block-one").code, 0, "untagged task ran under --tags");
+    assert_eq!(
+        fleet.exec_ok(0, "cat /tmp/imported /tmp/tag-never"),
+        "imported\nnever\n"
+    );
+    assert_ne!(
+        fleet.exec(0, "test -e /tmp/block-one").code,
+        0,
+        "untagged task ran under --tags"
+    );
 
-    let out = fleet.orch(&["run", "site.yml", "-i", inv, "--skip-tags", "imported", "--list-tasks"]);
+    let out = fleet.orch(&[
+        "run",
+        "site.yml",
+        "-i",
+        inv,
+        "--skip-tags",
+        "imported",
+        "--list-tasks",
+    ]);
     out.assert_code(0);
-    assert!(out.stdout.contains("imported task\tTAGS: [imported]"), "{out}");
+    assert!(
+        out.stdout.contains("imported task\tTAGS: [imported]"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -187,13 +225,23 @@ fn json_output_is_one_event_per_line_and_masks_secrets() {
     out.assert_code(0);
     let mut kinds = std::collections::BTreeSet::new();
     for line in out.stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         kinds.insert(v["event"].as_str().unwrap_or_default().to_string());
     }
-    for k in ["playbook_start", "play_start", "task_start", "host_result", "recap"] {
+    for k in [
+        "playbook_start",
+        "play_start",
+        "task_start",
+        "host_result",
+        "recap",
+    ] {
         assert!(kinds.contains(k), "no {k} event in {kinds:?}");
     }
-    assert!(!out.stdout.contains("s3cr3t-t0ken-value") && !out.stderr.contains("s3cr3t-t0ken-value"), "secret leaked");
+    assert!(
+        !out.stdout.contains("s3cr3t-t0ken-value") && !out.stderr.contains("s3cr3t-t0ken-value"),
+        "secret leaked"
+    );
     let recap = out.stdout.lines().last().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(recap).expect("recap json");
     assert_eq!(v["stats"]["h1"]["rescued"], 1);
@@ -216,7 +264,16 @@ fn free_strategy_lets_hosts_run_ahead() {
     let inv = fleet.inventory();
     let out = fleet.orch(&["run", "site.yml", "-i", inv.to_str().expect("path")]);
     out.assert_code(0);
-    let t = |i: usize, f: &str| -> f64 { fleet.exec_ok(i, &format!("cat {f}")).trim().parse().expect("time") };
+    let t = |i: usize, f: &str| -> f64 {
+        fleet
+            .exec_ok(i, &format!("cat {f}"))
+            .trim()
+            .parse()
+            .expect("time")
+    };
     // h2 finished its second task before h1 finished its first.
-    assert!(t(1, "/tmp/t2") < t(0, "/tmp/t1"), "h2 waited for h1 under the free strategy");
+    assert!(
+        t(1, "/tmp/t2") < t(0, "/tmp/t1"),
+        "h2 waited for h1 under the free strategy"
+    );
 }

@@ -78,8 +78,29 @@ pub fn target_for(
         ssh_config: None,
         connect_timeout: defaults.connect_timeout,
         keepalive: Duration::from_secs(15),
-        passphrase: None,
+        passphrase: passphrase_prompt(),
     })))
+}
+
+/// Asks once per key file for its passphrase, when a person is at the terminal.
+fn passphrase_prompt() -> Option<crate::transport::PassphrasePrompt> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    static ASKED: Mutex<Vec<(PathBuf, Option<String>)>> = Mutex::new(Vec::new());
+    Some(Arc::new(|path: &std::path::Path| {
+        // Hosts connect in parallel: one prompt at a time, and each key asked for once.
+        let mut asked = ASKED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, answer)) = asked.iter().find(|(p, _)| p == path) {
+            return answer.clone();
+        }
+        let answer =
+            rpassword::prompt_password(format!("Enter passphrase for key '{}': ", path.display()))
+                .ok();
+        asked.push((path.to_path_buf(), answer.clone()));
+        answer
+    }))
 }
 
 /// `-o ProxyJump=a,b` or `-J a` inside ansible_ssh_common_args.

@@ -635,7 +635,7 @@ impl Runner {
             name: name.clone(),
             handler,
             location: format!("{}:{}", task.span.file.display(), task.span.line),
-            hosts: targets.len(),
+            hosts: targets.clone(),
         });
         let forks = self.opts.forks.max(1);
         let results: Vec<(String, Option<Value>)> = futures::stream::iter(targets.clone())
@@ -770,7 +770,7 @@ impl Runner {
             name: "Gathering Facts".into(),
             handler: false,
             location: format!("{}:{}", run.play.span.file.display(), run.play.span.line),
-            hosts: targets.len(),
+            hosts: targets.clone(),
         });
         let forks = self.opts.forks.max(1);
         futures::stream::iter(targets)

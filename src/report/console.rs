@@ -21,7 +21,22 @@ pub struct Console {
 
 struct Progress {
     bar: ProgressBar,
+    /// Hosts that have not finished the current task.
     pending: Vec<String>,
+}
+
+fn waiting_message(pending: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = pending
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pending.len() > SHOWN {
+        text.push_str(&format!(" (+{} more)", pending.len() - SHOWN));
+    }
+    text
 }
 
 const RED: &str = "31";
@@ -272,8 +287,8 @@ impl Reporter for Console {
                 if self.verbosity > 1 {
                     self.print(&format!("task path: {location}"));
                 }
-                if self.interactive && *hosts > 1 {
-                    let bar = ProgressBar::new(*hosts as u64);
+                if self.interactive && hosts.len() > 1 {
+                    let bar = ProgressBar::new(hosts.len() as u64);
                     bar.set_style(
                         ProgressStyle::with_template(
                             "  [{bar:30}] {pos}/{len} {elapsed} waiting on: {msg}",
@@ -283,9 +298,10 @@ impl Reporter for Console {
                     );
                     bar.enable_steady_tick(std::time::Duration::from_millis(200));
                     if let Ok(mut guard) = self.progress.lock() {
+                        bar.set_message(waiting_message(hosts));
                         *guard = Some(Progress {
                             bar,
-                            pending: Vec::new(),
+                            pending: hosts.clone(),
                         });
                     }
                 }
@@ -294,8 +310,10 @@ impl Reporter for Console {
             Event::HostDone { host } => {
                 if let Ok(mut guard) = self.progress.lock() {
                     if let Some(p) = guard.as_mut() {
-                        p.pending.push(host.clone());
+                        // Hosts still running, in start order: the slowest are the ones left.
+                        p.pending.retain(|h| h != host);
                         p.bar.inc(1);
+                        p.bar.set_message(waiting_message(&p.pending));
                     }
                 }
             }

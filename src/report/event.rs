@@ -46,7 +46,8 @@ pub enum Event {
         name: String,
         handler: bool,
         location: String,
-        hosts: usize,
+        /// The hosts the task runs on.
+        hosts: Vec<String>,
     },
     Result(ResultEvent),
     /// A host finished its part of the current task (progress accounting).
