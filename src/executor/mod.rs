@@ -276,6 +276,11 @@ impl Runner {
             let vars = Arc::new(PlayVars {
                 vars: play_vars.clone(),
                 play_hosts_all: hosts.clone(),
+                play_hosts: hosts
+                    .iter()
+                    .filter(|h| self.is_active(h))
+                    .cloned()
+                    .collect(),
                 play_batch: batch.clone(),
                 play_name: play.name.clone(),
             });

@@ -37,6 +37,8 @@ pub struct VarSources {
 pub struct PlayVars {
     pub vars: Map<String, Value>,
     pub play_hosts_all: Vec<String>,
+    /// The play's hosts that have not failed, as of the start of the batch.
+    pub play_hosts: Vec<String>,
     pub play_batch: Vec<String>,
     pub play_name: String,
 }
@@ -140,6 +142,10 @@ pub fn add_magic(
         serde_json::json!({"full": "2.17.0", "major": 2, "minor": 17, "revision": 0, "string": "2.17.0 (orch)"}),
     );
     if let Some(p) = play {
+        vars.insert(
+            "ansible_play_hosts".into(),
+            Value::from(p.play_hosts.clone()),
+        );
         vars.insert(
             "ansible_play_hosts_all".into(),
             Value::from(p.play_hosts_all.clone()),
