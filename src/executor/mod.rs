@@ -665,7 +665,10 @@ impl Runner {
                 }
             }
         }
-        self.check_failure_limits(run, task, &targets);
+        // A failure inside a block with `rescue` is not a failed host (yet), as in Ansible.
+        if !rescuable {
+            self.check_failure_limits(run, task, &targets);
+        }
     }
 
     fn apply_shared_result(&self, task: &Task, host: &str, result: &Value) {
