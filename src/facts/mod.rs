@@ -57,6 +57,17 @@ if [ -n "$_if" ] && [ -d "/sys/class/net/$_if" ]; then
   orch_kv f default_mtu "$(cat "/sys/class/net/$_if/mtu" 2>/dev/null)"
   orch_kv f default_type "$(cat "/sys/class/net/$_if/type" 2>/dev/null)"
 fi
+# Proxmox VE: version, access-control library, and the cluster this node belongs to (pmxcfs).
+if command -v pveversion >/dev/null 2>&1; then orch_kv f pveversion "$(pveversion 2>/dev/null | head -n 1)"; fi
+if command -v dpkg-query >/dev/null 2>&1; then
+  orch_kv f pve_access_control "$(dpkg-query -W -f '${Version}' libpve-access-control 2>/dev/null)"
+fi
+if [ -r /etc/pve/.members ]; then printf '@f.pve_members='; orch_b64 < /etc/pve/.members; fi
+if [ -r /etc/pve/pve-root-ca.pem ]; then
+  _fp=$(openssl x509 -in /etc/pve/pve-root-ca.pem -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//')
+  [ -n "$_fp" ] || _fp=$(sha256sum /etc/pve/pve-root-ca.pem | cut -d' ' -f1)
+  orch_kv f pve_root_ca "$_fp"
+fi
 exit 0
 "#;
 
@@ -546,7 +557,93 @@ pub fn parse(output: &str) -> Map<String, Value> {
         default.insert("type".into(), kind.into());
     }
     put("default_ipv4", Value::Object(default));
+    for (k, v) in pve_facts(&r, &nodename) {
+        facts.insert(k, v);
+    }
     facts
+}
+
+/// `is_pve`, `pve_version`, `pve_access_control_version` and `pve_cluster`: which cluster a node belongs to.
+///
+/// The cluster's identity is its name (or `standalone:<node>`) plus the fingerprint of the cluster CA
+/// `/etc/pve/pve-root-ca.pem`, which pmxcfs shares between all members: names alone are not unique.
+fn pve_facts(r: &Records, nodename: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    let get = |k: &str| r.get("f", k).unwrap_or("").trim().to_string();
+    let pveversion = get("pveversion");
+    // `pve-manager/8.2.4/faa83925c9641325 (running kernel: 6.8.8-2-pve)`
+    let version = pveversion.split('/').nth(1).unwrap_or("").to_string();
+    let is_pve = !version.is_empty();
+    out.insert("is_pve".into(), Value::Bool(is_pve));
+    if !is_pve {
+        return out;
+    }
+    out.insert("pve_version".into(), version.into());
+    let access = get("pve_access_control");
+    if !access.is_empty() {
+        out.insert("pve_access_control_version".into(), access.into());
+    }
+    let members: Value = r
+        .text("f", "pve_members")
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let node = members
+        .get("nodename")
+        .and_then(Value::as_str)
+        .unwrap_or(nodename)
+        .to_string();
+    let fingerprint = get("pve_root_ca");
+    let mut cluster = Map::new();
+    match members.get("cluster") {
+        Some(c) => {
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let mut nodes: Vec<String> = members
+                .get("nodelist")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            nodes.sort();
+            let online: Vec<String> = members
+                .get("nodelist")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, v)| v.get("online").and_then(Value::as_i64) == Some(1))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            cluster.insert("id".into(), format!("{name}/{fingerprint}").into());
+            cluster.insert("name".into(), name.into());
+            cluster.insert("standalone".into(), false.into());
+            cluster.insert(
+                "quorate".into(),
+                (c.get("quorate").and_then(Value::as_i64) == Some(1)).into(),
+            );
+            cluster.insert("nodes".into(), nodes.into());
+            cluster.insert("online_nodes".into(), online.into());
+        }
+        None => {
+            cluster.insert(
+                "id".into(),
+                format!("standalone:{node}/{fingerprint}").into(),
+            );
+            cluster.insert("name".into(), Value::Null);
+            cluster.insert("standalone".into(), true.into());
+            // A standalone node has no quorum to lose.
+            cluster.insert("quorate".into(), true.into());
+            cluster.insert("nodes".into(), vec![node.clone()].into());
+            cluster.insert("online_nodes".into(), vec![node.clone()].into());
+        }
+    }
+    cluster.insert("node".into(), node.into());
+    cluster.insert("ca_fingerprint".into(), fingerprint.into());
+    out.insert("pve_cluster".into(), Value::Object(cluster));
+    out
 }
 
 #[cfg(test)]
@@ -582,6 +679,36 @@ mod tests {
             b64("8.8.8.8 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0 \n"),
             b64(addrs),
         )
+    }
+
+    #[test]
+    fn pve_cluster_identity() {
+        let members = r#"{"nodename":"pve1","version":7,"cluster":{"name":"lab","version":3,"nodes":2,"quorate":1},"nodelist":{"pve2":{"id":2,"online":0,"ip":"10.0.0.2"},"pve1":{"id":1,"online":1,"ip":"10.0.0.1"}}}"#;
+        let out = format!(
+            "{}@f.pveversion=pve-manager/8.2.4/faa83925c9641325 (running kernel: 6.8.8-2-pve)\n@f.pve_access_control=8.1.4\n@f.pve_members={}\n@f.pve_root_ca=AA:BB\n",
+            captured(),
+            b64(members)
+        );
+        let f = parse(&out);
+        assert_eq!(f["is_pve"], true);
+        assert_eq!(f["pve_version"], "8.2.4");
+        assert_eq!(f["pve_access_control_version"], "8.1.4");
+        let c = &f["pve_cluster"];
+        assert_eq!(c["id"], "lab/AA:BB");
+        assert_eq!(c["quorate"], true);
+        assert_eq!(c["nodes"], serde_json::json!(["pve1", "pve2"]));
+        assert_eq!(c["online_nodes"], serde_json::json!(["pve1"]));
+        assert_eq!(c["node"], "pve1");
+
+        let standalone = format!(
+            "{}@f.pveversion=pve-manager/8.2.4/x\n@f.pve_members={}\n@f.pve_root_ca=CC\n",
+            captured(),
+            b64(r#"{"nodename":"solo","version":2}"#)
+        );
+        let f = parse(&standalone);
+        assert_eq!(f["pve_cluster"]["id"], "standalone:solo/CC");
+        assert_eq!(f["pve_cluster"]["standalone"], true);
+        assert_eq!(parse(&captured())["is_pve"], false);
     }
 
     #[test]
