@@ -245,6 +245,26 @@ impl Runner {
             .get(host)
     }
 
+    /// A host's variables for a task (all precedence layers); None for a host not in this run.
+    fn vars_for(
+        &self,
+        run: &PlayRun<'_>,
+        host: &str,
+        task_vars: &Map<String, Value>,
+        scope: &Scope,
+    ) -> Option<Map<String, Value>> {
+        let state = self.host(host)?;
+        let s = lock(&state);
+        Some(vars::task_level(
+            &self.sources,
+            host,
+            &s,
+            &run.vars,
+            task_vars,
+            scope.get(host).map(|a| a.as_ref()),
+        ))
+    }
+
     fn is_active(&self, host: &str) -> bool {
         self.host(host).map(|s| lock(&s).active()).unwrap_or(false)
     }
@@ -557,18 +577,9 @@ impl Runner {
         if meta.common.when.is_empty() {
             return Ok(true);
         }
-        let state = self.host(host).ok_or("unknown host")?;
-        let vars = {
-            let s = lock(&state);
-            vars::task_level(
-                &self.sources,
-                host,
-                &s,
-                &run.vars,
-                &meta.common.vars,
-                scope.get(host).map(|a| a.as_ref()),
-            )
-        };
+        let vars = self
+            .vars_for(run, host, &meta.common.vars, scope)
+            .ok_or("unknown host")?;
         let ctx = self.context(run, vars);
         for cond in &meta.common.when {
             if !self
@@ -716,19 +727,8 @@ impl Runner {
         if !crate::template::Templar::is_template(&raw) {
             return raw;
         }
-        let Some(state) = self.host(host) else {
+        let Some(vars) = self.vars_for(run, host, &task.common.vars, scope) else {
             return raw;
-        };
-        let vars = {
-            let s = lock(&state);
-            vars::task_level(
-                &self.sources,
-                host,
-                &s,
-                &run.vars,
-                &task.common.vars,
-                scope.get(host).map(|a| a.as_ref()),
-            )
         };
         let ctx = self.context(run, vars);
         self.sources.templar.render_str(&raw, &ctx).unwrap_or(raw)

@@ -55,105 +55,33 @@ impl Runner {
         task_name: &str,
         rescuable: bool,
     ) -> Option<Value> {
-        let state = self.host(host)?;
-        let base_vars = {
-            let s = lock(&state);
-            if !s.active() {
-                return None;
-            }
-            vars::task_level(
-                &self.sources,
-                host,
-                &s,
-                &run.vars,
-                &task.common.vars,
-                scope.get(host).map(|a| a.as_ref()),
-            )
-        };
+        if !self.is_active(host) {
+            return None;
+        }
+        let base_vars = self.vars_for(run, host, &task.common.vars, scope)?;
         let templar = &self.sources.templar;
         let file = task.span.file.display().to_string();
         let no_log = task.common.no_log.unwrap_or(false);
 
-        // Loop items (templated once per host).
-        let items: Option<Vec<Value>> = match &task.loop_items {
-            None => None,
-            Some(raw) => {
-                let ctx = self.context(run, base_vars.clone());
-                match templar.render_value(raw, &ctx) {
-                    Ok(v) => match loop_list(v, task.loop_control.kind) {
-                        Ok(list) => Some(list),
-                        Err(msg) => {
-                            self.finish(
-                                run,
-                                task,
-                                host,
-                                task_name,
-                                None,
-                                fail_result(msg),
-                                HostStatus::Failed,
-                                vec![],
-                                rescuable,
-                                no_log,
-                            );
-                            return None;
-                        }
-                    },
-                    Err(e) => {
-                        let msg = template_failure(
-                            &file,
-                            task.span.line,
-                            task.span.col,
-                            &e,
-                            "Error while evaluating the loop",
-                        );
-                        self.finish(
-                            run,
-                            task,
-                            host,
-                            task_name,
-                            None,
-                            fail_result(msg),
-                            HostStatus::Failed,
-                            vec![],
-                            rescuable,
-                            no_log,
-                        );
-                        return None;
-                    }
-                }
+        // Loop items and delegation (templated once per host); an error here fails the task.
+        let prepared = self.loop_and_delegate(run, task, &base_vars, &file);
+        let (items, delegate) = match prepared {
+            Ok(p) => p,
+            Err(msg) => {
+                self.finish(
+                    run,
+                    task,
+                    host,
+                    task_name,
+                    None,
+                    fail_result(msg),
+                    HostStatus::Failed,
+                    vec![],
+                    rescuable,
+                    no_log,
+                );
+                return None;
             }
-        };
-
-        let delegate = match &task.common.delegate_to {
-            Some(d) => {
-                let ctx = self.context(run, base_vars.clone());
-                match templar.render_str(d, &ctx) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        let msg = template_failure(
-                            &file,
-                            task.span.line,
-                            task.span.col,
-                            &e,
-                            "Error while evaluating delegate_to",
-                        );
-                        self.finish(
-                            run,
-                            task,
-                            host,
-                            task_name,
-                            None,
-                            fail_result(msg),
-                            HostStatus::Failed,
-                            vec![],
-                            rescuable,
-                            no_log,
-                        );
-                        return None;
-                    }
-                }
-            }
-            None => None,
         };
 
         let mut outcomes: Vec<(Option<String>, ItemOutcome)> = Vec::new();
@@ -319,6 +247,36 @@ impl Runner {
             no_log,
             shown_already,
         )
+    }
+
+    /// The task's loop items (None without a loop) and its `delegate_to` target, templated.
+    #[allow(clippy::type_complexity)]
+    fn loop_and_delegate(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Task,
+        vars: &Map<String, Value>,
+        file: &str,
+    ) -> Result<(Option<Vec<Value>>, Option<String>), String> {
+        let templar = &self.sources.templar;
+        let (line, col) = (task.span.line, task.span.col);
+        let ctx = self.context(run, vars.clone());
+        let items = match &task.loop_items {
+            None => None,
+            Some(raw) => {
+                let value = templar.render_value(raw, &ctx).map_err(|e| {
+                    template_failure(file, line, col, &e, "Error while evaluating the loop")
+                })?;
+                Some(loop_list(value, task.loop_control.kind)?)
+            }
+        };
+        let delegate = match &task.common.delegate_to {
+            None => None,
+            Some(d) => Some(templar.render_str(d, &ctx).map_err(|e| {
+                template_failure(file, line, col, &e, "Error while evaluating delegate_to")
+            })?),
+        };
+        Ok((items, delegate))
     }
 
     fn redact_map(&self, m: &Map<String, Value>) -> Map<String, Value> {
@@ -933,16 +891,8 @@ impl Runner {
 
     pub(super) async fn gather_facts_on(&self, run: &PlayRun<'_>, host: &str) {
         let Some(state) = self.host(host) else { return };
-        let vars = {
-            let s = lock(&state);
-            vars::task_level(
-                &self.sources,
-                host,
-                &s,
-                &run.vars,
-                &run.play.defaults.vars,
-                None,
-            )
+        let Some(vars) = self.vars_for(run, host, &run.play.defaults.vars, &Scope::new()) else {
+            return;
         };
         let ctx = self.context(run, vars.clone());
         let pseudo = Task {
@@ -1040,17 +990,8 @@ impl Runner {
             if !self.tag_selected(&include.common.tags) {
                 continue;
             }
-            let Some(state) = self.host(h) else { continue };
-            let vars = {
-                let s = lock(&state);
-                vars::task_level(
-                    &self.sources,
-                    h,
-                    &s,
-                    &run.vars,
-                    &include.common.vars,
-                    scope.get(h).map(|a| a.as_ref()),
-                )
+            let Some(vars) = self.vars_for(run, h, &include.common.vars, scope) else {
+                continue;
             };
             let ctx = self.context(run, vars.clone());
             let mut skip = false;
