@@ -18,7 +18,10 @@ pub mod registry;
 pub mod remote;
 
 pub mod blockinfile;
+pub mod compose_v2;
 pub mod copy;
+pub mod docker_compose_v2;
+pub mod docker_compose_v2_pull;
 pub mod file;
 pub mod filecommon;
 pub mod lineinfile;

@@ -4,6 +4,8 @@ use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
 use super::copy::Copy;
+use super::docker_compose_v2::DockerComposeV2;
+use super::docker_compose_v2_pull::DockerComposeV2Pull;
 use super::file::File;
 use super::lineinfile::LineInFile;
 use super::setup::Setup;
@@ -31,6 +33,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Slurp,
     &WaitFor,
     &Setup,
+    &DockerComposeV2,
+    &DockerComposeV2Pull,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
