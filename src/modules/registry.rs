@@ -6,9 +6,11 @@ use super::control::{Assert, Debug, Fail, Pause, SetFact};
 use super::copy::Copy;
 use super::file::File;
 use super::lineinfile::LineInFile;
+use super::service::Service;
 use super::setup::Setup;
 use super::slurp::Slurp;
 use super::stat::Stat;
+use super::systemd_service::SystemdService;
 use super::template::Template;
 use super::wait_for::WaitFor;
 use super::Module;
@@ -31,6 +33,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Slurp,
     &WaitFor,
     &Setup,
+    &SystemdService,
+    &Service,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
