@@ -569,3 +569,250 @@ impl Module for Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(rc: i32, out: &str) -> Captured {
+        Captured {
+            rc,
+            out: out.into(),
+            err: String::new(),
+        }
+    }
+
+    fn sysv_request(state: Option<ServiceState>, enabled: Option<bool>) -> SysvRequest {
+        SysvRequest {
+            name: "demo".into(),
+            state,
+            enabled,
+            sleep: None,
+            pattern: None,
+            arguments: Vec::new(),
+        }
+    }
+
+    fn debian_probe(running: bool, start_links: bool, kill_links: bool) -> SysvProbe {
+        SysvProbe {
+            service: Some("/usr/sbin/service".into()),
+            update_rc_d: Some("/usr/sbin/update-rc.d".into()),
+            script: Some("/etc/init.d/demo".into()),
+            start_links,
+            kill_links,
+            status: Some(if running {
+                captured(0, "demo is running\n")
+            } else {
+                captured(3, "demo is not running\n")
+            }),
+            ..SysvProbe::default()
+        }
+    }
+
+    fn failure<T: std::fmt::Debug>(result: Result<T, ModuleError>) -> String {
+        match result {
+            Err(ModuleError::Failed { msg, .. }) => msg,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn manager_comes_from_use_then_the_fact() {
+        assert_eq!(
+            choose_manager("auto", Some("systemd")).unwrap(),
+            Manager::Systemd
+        );
+        assert_eq!(choose_manager("auto", None).unwrap(), Manager::Detect);
+        // A container whose PID 1 is sshd: Ansible runs the generic module, which looks for systemd.
+        assert_eq!(
+            choose_manager("auto", Some("sshd")).unwrap(),
+            Manager::Detect
+        );
+        assert_eq!(
+            choose_manager("sysvinit", Some("systemd")).unwrap(),
+            Manager::Sysv
+        );
+        assert_eq!(choose_manager("systemd", None).unwrap(), Manager::Systemd);
+        assert!(failure(choose_manager("openrc", None)).contains("not 'openrc'"));
+    }
+
+    #[test]
+    fn status_output_is_read_with_ansibles_heuristics() {
+        assert_eq!(sysv_running("demo", &captured(3, "")), Some(false));
+        assert_eq!(
+            sysv_running("demo", &captured(0, "demo is running\n")),
+            Some(true)
+        );
+        assert_eq!(
+            sysv_running("demo", &captured(0, "demo is not running\n")),
+            Some(false)
+        );
+        assert_eq!(sysv_running("demo", &captured(0, "stopped\n")), Some(false));
+        // Several lines: keywords are not trusted, rc 0 means running.
+        assert_eq!(
+            sysv_running("demo", &captured(0, "a stop word\nand more\nlines\n")),
+            Some(true)
+        );
+        assert_eq!(sysv_running("demo", &captured(5, "???\n")), None);
+    }
+
+    #[test]
+    fn started_and_enabled_change_only_when_needed() {
+        let want = sysv_request(Some(ServiceState::Started), Some(true));
+        let plan = decide_sysv(&want, &debian_probe(false, false, false)).unwrap();
+        assert!(plan.changed);
+        assert_eq!(
+            plan.steps,
+            vec![
+                SysvStep::Defaults,
+                SysvStep::Enable(true),
+                SysvStep::Control("start")
+            ]
+        );
+        assert_eq!(plan.result["state"], "started");
+        assert_eq!(plan.result["enabled"], true);
+        // Links exist already (K links too): only enable, no defaults.
+        let plan = decide_sysv(&want, &debian_probe(true, false, true)).unwrap();
+        assert_eq!(plan.steps, vec![SysvStep::Enable(true)]);
+        let plan = decide_sysv(&want, &debian_probe(true, true, true)).unwrap();
+        assert!(!plan.changed && plan.steps.is_empty());
+    }
+
+    #[test]
+    fn stopped_restarted_reloaded() {
+        let steps = |state, running| {
+            decide_sysv(
+                &sysv_request(Some(state), None),
+                &debian_probe(running, true, true),
+            )
+            .unwrap()
+            .steps
+        };
+        assert_eq!(
+            steps(ServiceState::Stopped, true),
+            vec![SysvStep::Control("stop")]
+        );
+        assert!(steps(ServiceState::Stopped, false).is_empty());
+        assert_eq!(
+            steps(ServiceState::Restarted, false),
+            vec![SysvStep::Control("restart")]
+        );
+        assert_eq!(
+            steps(ServiceState::Reloaded, false),
+            vec![SysvStep::Control("start")]
+        );
+        assert_eq!(
+            steps(ServiceState::Reloaded, true),
+            vec![SysvStep::Control("reload")]
+        );
+    }
+
+    #[test]
+    fn pattern_uses_the_process_list() {
+        let mut req = sysv_request(Some(ServiceState::Started), None);
+        req.pattern = Some("mydaemon --serve".into());
+        let mut probe = debian_probe(false, true, true);
+        probe.status = None;
+        probe.ps = Some("root 1 sshd\nroot 7 /usr/bin/python3 x pattern=mydaemon --serve\n".into());
+        assert_eq!(
+            decide_sysv(&req, &probe).unwrap().steps,
+            vec![SysvStep::Control("start")],
+            "a line naming pattern= is the module itself, not the service"
+        );
+        probe.ps = Some("root 9 /usr/bin/mydaemon --serve\n".into());
+        assert!(decide_sysv(&req, &probe).unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn missing_services_fail_like_ansible() {
+        let mut probe = debian_probe(false, false, false);
+        probe.script = None;
+        assert_eq!(
+            failure(decide_sysv(
+                &sysv_request(Some(ServiceState::Started), None),
+                &probe
+            )),
+            "Could not find the requested service demo: host"
+        );
+        let mut probe = debian_probe(false, false, false);
+        probe.status = Some(captured(5, "weird\nmulti\nline\n"));
+        assert_eq!(
+            failure(decide_sysv(
+                &sysv_request(Some(ServiceState::Started), None),
+                &probe
+            )),
+            "failed determining service state, possible typo of service name?"
+        );
+    }
+
+    #[test]
+    fn restart_merges_stop_and_start_results() {
+        let mut req = sysv_request(Some(ServiceState::Restarted), None);
+        req.sleep = Some(2);
+        req.arguments = vec!["--fast".into(), "a b".into()];
+        let plan = decide_sysv(&req, &debian_probe(false, true, true)).unwrap();
+        let script = sysv_apply_script(&plan);
+        assert!(script.contains("orch_run step0a /usr/sbin/service demo stop --fast 'a b'\nsleep 2\norch_run step0b"), "{script}");
+        let full = format!("{}{script}", fc::SHELL_LIB);
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", &full])
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let b64 = |s: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        // A failed stop of a stopped service does not count when the start works.
+        let text = format!(
+            "@step0a.rc=1\n@step0a.err={}\n@step0b.rc=0\n",
+            b64("not running")
+        );
+        let result = read_sysv_apply(&plan, &Records::parse(text.as_bytes())).unwrap();
+        assert_eq!(result["changed"], true);
+        assert_eq!(result["state"], "started");
+        let text = format!(
+            "@step0a.rc=0\n@step0b.rc=1\n@step0b.err={}\n",
+            b64("cannot start\n")
+        );
+        assert_eq!(
+            failure(read_sysv_apply(&plan, &Records::parse(text.as_bytes()))),
+            "cannot start"
+        );
+    }
+
+    #[test]
+    fn probe_script_is_valid_sh() {
+        let mut sysv = sysv_request(Some(ServiceState::Started), Some(true));
+        sysv.arguments = vec!["x'y".into()];
+        let systemd = Request {
+            name: Some("demo".into()),
+            state: Some(ServiceState::Started),
+            enabled: Some(true),
+            masked: None,
+            daemon_reload: false,
+            daemon_reexec: false,
+            scope: "system".into(),
+            no_block: false,
+            force: false,
+        };
+        for manager in [Manager::Detect, Manager::Systemd, Manager::Sysv] {
+            let full = format!(
+                "{}{}",
+                fc::SHELL_LIB,
+                probe_script(manager, &systemd, &sysv)
+            );
+            let status = std::process::Command::new("sh")
+                .args(["-n", "-c", &full])
+                .status()
+                .unwrap();
+            assert!(status.success(), "sh -n rejected:\n{full}");
+        }
+        sysv.pattern = Some("secret-pattern".into());
+        assert!(
+            !probe_script(Manager::Sysv, &systemd, &sysv).contains("secret-pattern"),
+            "the pattern must not appear in a command line that ps lists"
+        );
+    }
+}

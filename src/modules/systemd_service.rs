@@ -725,3 +725,352 @@ impl Module for SystemdService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::testenv::{args, LocalEnv};
+    use base64::Engine;
+    use serde_json::json;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    /// Probe records as the target would print them.
+    fn records(lines: &[(&str, &str, &str)]) -> Records {
+        let text: String = lines
+            .iter()
+            .map(|(tag, key, value)| {
+                let value = if ["out", "err"].contains(key) {
+                    b64(value)
+                } else {
+                    value.to_string()
+                };
+                format!("@{tag}.{key}={value}\n")
+            })
+            .collect();
+        Records::parse(text.as_bytes())
+    }
+
+    fn request(value: serde_json::Value) -> Request {
+        Request::from_args(&args("systemd_service", value)).unwrap()
+    }
+
+    fn probe(show: &str, is_enabled: &str, enabled: bool) -> Probe {
+        Probe {
+            show: Captured {
+                rc: 0,
+                out: show.into(),
+                err: String::new(),
+            },
+            is_enabled: Captured {
+                rc: if enabled { 0 } else { 1 },
+                out: format!("{is_enabled}\n"),
+                err: String::new(),
+            },
+            enabled,
+            ..Probe::default()
+        }
+    }
+
+    const INACTIVE: &str =
+        "Id=demo.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\n";
+    const ACTIVE: &str =
+        "Id=demo.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n";
+    const MISSING: &str = "Id=nosuch.service\nLoadState=not-found\nActiveState=inactive\nLoadError=org.freedesktop.systemd1.NoSuchUnit \"Unit nosuch.service not found.\"\n";
+
+    #[test]
+    fn show_output_is_parsed_like_ansible() {
+        let text = "Description={ curly but single line\nExecStart={ path=/bin/sleep ; argv[]=/bin/sleep 1\n  more }\nActiveState=active\nEmpty=\n";
+        let map = parse_systemctl_show(text);
+        assert_eq!(map["Description"], "{ curly but single line");
+        assert_eq!(
+            map["ExecStart"],
+            "{ path=/bin/sleep ; argv[]=/bin/sleep 1\n  more }"
+        );
+        assert_eq!(map["ActiveState"], "active");
+        assert_eq!(map["Empty"], "");
+    }
+
+    #[test]
+    fn arguments_are_checked_as_ansible_does() {
+        let err = |v| match Request::from_args(&args("systemd_service", v)) {
+            Err(ModuleError::Failed { msg, .. }) => msg,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            err(json!({"name": "x"})),
+            "one of the following is required: state, enabled, masked, daemon_reload, daemon_reexec"
+        );
+        assert_eq!(
+            err(json!({"enabled": true})),
+            "missing parameter(s) required by 'enabled': name"
+        );
+        assert!(err(json!({"name": "x*", "state": "started"})).contains("glob patterns"));
+        let r = request(
+            json!({"name": "x", "daemon_reload": "yes", "scope": "user", "no_block": true}),
+        );
+        assert!(r.daemon_reload);
+        assert_eq!(r.systemctl_options(), " --user --no-block");
+    }
+
+    #[test]
+    fn started_changes_only_when_not_running() {
+        let r = request(json!({"name": "demo", "state": "started"}));
+        let plan = decide(&r, Some(&probe(INACTIVE, "disabled", false))).unwrap();
+        assert!(plan.changed);
+        assert_eq!(plan.steps, vec![Step::Unit("start")]);
+        assert_eq!(plan.result["state"], "started");
+        assert_eq!(plan.result["status"]["ActiveState"], "inactive");
+        let plan = decide(&r, Some(&probe(ACTIVE, "enabled", true))).unwrap();
+        assert!(!plan.changed);
+        assert!(plan.steps.is_empty());
+        assert!(!plan.needs_apply(false));
+    }
+
+    #[test]
+    fn stopped_restarted_reloaded() {
+        let deactivating = INACTIVE.replace("ActiveState=inactive", "ActiveState=deactivating");
+        let plan = |state: &str, show: &str| {
+            decide(
+                &request(json!({"name": "demo", "state": state})),
+                Some(&probe(show, "enabled", true)),
+            )
+            .unwrap()
+        };
+        assert_eq!(plan("stopped", ACTIVE).steps, vec![Step::Unit("stop")]);
+        assert_eq!(
+            plan("stopped", &deactivating).steps,
+            vec![Step::Unit("stop")]
+        );
+        assert!(plan("stopped", INACTIVE).steps.is_empty());
+        assert_eq!(plan("restarted", ACTIVE).steps, vec![Step::Unit("restart")]);
+        assert_eq!(plan("reloaded", ACTIVE).steps, vec![Step::Unit("reload")]);
+        let restart_stopped = plan("restarted", INACTIVE);
+        assert_eq!(restart_stopped.steps, vec![Step::Unit("start")]);
+        assert_eq!(restart_stopped.result["state"], "started");
+    }
+
+    #[test]
+    fn enabled_and_masked_are_idempotent_and_ordered() {
+        let enable = request(json!({"name": "demo", "enabled": true}));
+        assert!(decide(&enable, Some(&probe(ACTIVE, "enabled", true)))
+            .unwrap()
+            .steps
+            .is_empty());
+        let plan = decide(&enable, Some(&probe(INACTIVE, "disabled", false))).unwrap();
+        assert_eq!(
+            plan.steps,
+            vec![Step::Enable {
+                enable: true,
+                recheck: false
+            }]
+        );
+        assert_eq!(plan.result["enabled"], true);
+
+        // Masking makes the unit "not enabled" for the enabled check that follows (as Ansible sees it).
+        let mask_disable = request(json!({"name": "demo", "masked": true, "enabled": false}));
+        let plan = decide(&mask_disable, Some(&probe(ACTIVE, "enabled", true))).unwrap();
+        assert_eq!(plan.steps, vec![Step::Mask(true)]);
+        // Unmasking: whether it is enabled is only known afterwards, so apply checks again.
+        let unmask = request(
+            json!({"name": "demo", "masked": false, "enabled": true, "daemon_reload": true}),
+        );
+        let masked = ACTIVE.replace("LoadState=loaded", "LoadState=masked");
+        let plan = decide(&unmask, Some(&probe(&masked, "masked", false))).unwrap();
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::DaemonReload,
+                Step::Mask(false),
+                Step::Enable {
+                    enable: true,
+                    recheck: true
+                }
+            ]
+        );
+        assert!(plan.changed);
+        assert!(decide(
+            &request(json!({"name": "demo", "masked": true})),
+            Some(&probe(&masked, "masked", false))
+        )
+        .unwrap()
+        .steps
+        .is_empty());
+    }
+
+    #[test]
+    fn unknown_units_fail_like_ansible_but_can_be_masked() {
+        let (msg, _) = match decide(
+            &request(json!({"name": "nosuch", "state": "started"})),
+            Some(&probe(MISSING, "", false)),
+        ) {
+            Err(ModuleError::Failed { msg, result }) => (msg, result),
+            other => panic!("expected failure, got {other:?}"),
+        };
+        assert_eq!(msg, "Could not find the requested service nosuch: host");
+        let plan = decide(
+            &request(json!({"name": "nosuch", "masked": true})),
+            Some(&probe(MISSING, "", false)),
+        )
+        .unwrap();
+        assert_eq!(plan.steps, vec![Step::Mask(true)]);
+        assert!(!plan.found);
+        // A SysV script makes it found, with Ansible's warning.
+        let mut sysv = probe(MISSING, "", false);
+        sysv.sysv_exists = true;
+        let plan = decide(
+            &request(json!({"name": "nosuch", "enabled": false})),
+            Some(&sysv),
+        )
+        .unwrap();
+        assert!(plan.result["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("is actually an init script"));
+    }
+
+    #[test]
+    fn load_errors_and_unknown_state() {
+        let broken = format!("{ACTIVE}LoadError=org.freedesktop.systemd1.BadUnitSetting \"bad\"\n");
+        let r = request(json!({"name": "demo", "state": "started"}));
+        match decide(&r, Some(&probe(&broken, "enabled", true))) {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert!(msg.starts_with("Error loading unit file 'demo':"), "{msg}")
+            }
+            other => panic!("expected failure, got {other:?}"),
+        }
+        let no_state = "LoadState=loaded\n";
+        match decide(&r, Some(&probe(no_state, "enabled", true))) {
+            Err(ModuleError::Failed { msg, .. }) => assert_eq!(msg, "Service is in unknown state"),
+            other => panic!("expected failure, got {other:?}"),
+        }
+        let mut offline = probe(no_state, "enabled", true);
+        offline.offline = true;
+        let plan = decide(&r, Some(&offline)).unwrap();
+        assert!(plan.steps.is_empty());
+        assert!(plan.result.contains_key("warnings"));
+    }
+
+    #[test]
+    fn daemon_reload_alone_runs_but_is_not_a_change() {
+        let r = request(json!({"daemon_reload": true}));
+        let plan = decide(&r, None).unwrap();
+        assert_eq!(plan.steps, vec![Step::DaemonReload]);
+        assert!(!plan.changed);
+        assert!(plan.needs_apply(false), "a real run must reload");
+        assert!(!plan.needs_apply(true), "check mode must not");
+        let done = read_apply(
+            &plan,
+            &records(&[
+                ("step0", "rc", "0"),
+                ("step0", "out", ""),
+                ("step0", "err", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(done["changed"], false);
+    }
+
+    #[test]
+    fn apply_failures_carry_ansibles_messages() {
+        let r = request(
+            json!({"name": "demo", "daemon_reload": true, "enabled": true, "state": "started"}),
+        );
+        let plan = decide(&r, Some(&probe(INACTIVE, "disabled", false))).unwrap();
+        assert_eq!(plan.steps.len(), 3);
+        let failed_start = records(&[
+            ("step0", "rc", "0"),
+            ("step1", "rc", "0"),
+            ("step2", "rc", "1"),
+            ("step2", "err", "Job failed."),
+        ]);
+        match read_apply(&plan, &failed_start) {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert_eq!(msg, "Unable to start service demo: Job failed.")
+            }
+            other => panic!("expected failure, got {other:?}"),
+        }
+        let failed_reload = records(&[("step0", "rc", "1"), ("step0", "err", "Access denied")]);
+        match read_apply(&plan, &failed_reload) {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert_eq!(msg, "failure 1 during daemon-reload: Access denied")
+            }
+            other => panic!("expected failure, got {other:?}"),
+        }
+        let ok = records(&[
+            ("step0", "rc", "0"),
+            ("step1", "rc", "0"),
+            ("step2", "rc", "0"),
+        ]);
+        let result = read_apply(&plan, &ok).unwrap();
+        assert_eq!(result["changed"], true);
+        assert_eq!(result["enabled"], true);
+        assert_eq!(result["state"], "started");
+    }
+
+    #[test]
+    fn scripts_are_valid_sh() {
+        let r = request(
+            json!({"name": "it's", "masked": false, "enabled": true, "state": "reloaded", "daemon_reexec": true}),
+        );
+        let masked = ACTIVE.replace("LoadState=loaded", "LoadState=masked");
+        let plan = decide(&r, Some(&probe(&masked, "masked", false))).unwrap();
+        for script in [probe_script(&r), apply_script(&plan)] {
+            let full = format!("{}{script}", fc::SHELL_LIB);
+            let status = std::process::Command::new("sh")
+                .args(["-n", "-c", &full])
+                .status()
+                .unwrap();
+            assert!(status.success(), "sh -n rejected:\n{full}");
+        }
+        let apply = apply_script(&plan);
+        let order: Vec<usize> = ["daemon-reexec", "unmask", "enable", "reload"]
+            .iter()
+            .map(|c| apply.find(&format!("sctl {c}")).unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "Ansible's order:\n{apply}"
+        );
+        assert!(apply.contains("if ! orch_sd_enabled; then"));
+    }
+
+    /// The probe's shell logic run locally against a systemctl STAND-IN that prints canned answers
+    /// (the real command is exercised by tests/debian_systemd.rs on a systemd host).
+    #[tokio::test]
+    async fn probe_shell_logic_with_a_systemctl_stand_in() {
+        let env = LocalEnv::new();
+        let bin = env.path("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = format!("{bin}/systemctl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/calls\"\n[ \"$1\" = --no-block ] && shift\ncase \"$1\" in\n  show) printf 'LoadState=loaded\\nActiveState=inactive\\n' ;;\n  is-enabled) echo indirect; exit 0 ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let r = request(json!({"name": "orch-fake-unit", "enabled": true, "no_block": true}));
+        let script = format!("PATH={bin}:$PATH\n{}", probe_script(&r));
+        let (records, _) = fc::run_script(&env, &script, None).await.unwrap();
+        let found = Probe::read(&records).unwrap();
+        assert_eq!(found.show.out, "LoadState=loaded\nActiveState=inactive\n");
+        assert_eq!(found.is_enabled.out.trim(), "indirect");
+        assert!(!found.enabled, "an indirect unit counts as not enabled");
+        let calls = std::fs::read_to_string(format!("{bin}/calls")).unwrap();
+        assert_eq!(
+            calls,
+            "--no-block show -- orch-fake-unit\n--no-block is-enabled -- orch-fake-unit\n--no-block is-enabled --full -- orch-fake-unit\n"
+        );
+        let plan = decide(&r, Some(&found)).unwrap();
+        assert_eq!(
+            plan.steps,
+            vec![Step::Enable {
+                enable: true,
+                recheck: false
+            }]
+        );
+    }
+}
