@@ -26,9 +26,11 @@ pub mod file;
 pub mod filecommon;
 pub mod lineinfile;
 pub mod pyregex;
+pub mod service;
 pub mod setup;
 pub mod slurp;
 pub mod stat;
+pub mod systemd_service;
 pub mod template;
 #[cfg(test)]
 pub mod testenv;

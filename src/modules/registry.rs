@@ -8,9 +8,11 @@ use super::docker_compose_v2::DockerComposeV2;
 use super::docker_compose_v2_pull::DockerComposeV2Pull;
 use super::file::File;
 use super::lineinfile::LineInFile;
+use super::service::Service;
 use super::setup::Setup;
 use super::slurp::Slurp;
 use super::stat::Stat;
+use super::systemd_service::SystemdService;
 use super::template::Template;
 use super::wait_for::WaitFor;
 use super::Module;
@@ -35,6 +37,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Setup,
     &DockerComposeV2,
     &DockerComposeV2Pull,
+    &SystemdService,
+    &Service,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.

@@ -3,7 +3,7 @@
 //! also when the test panicked. (A killed test process leaves things behind: cleanup.sh sweeps them.)
 
 use super::docker::{docker, docker_ok, docker_raw};
-use super::image::test_image;
+use super::image::{image_tag, Image};
 use super::network::{ownership_labels, PinnedNetwork};
 use super::orch_command::OrchCommand;
 use super::process::run_bounded;
@@ -79,8 +79,14 @@ impl Fleet {
     /// Host indexes in the other methods are 0-based: `hosts()[0].name == "h1"`.
     #[track_caller]
     pub fn start(test_name: &str, n: usize) -> Fleet {
+        Fleet::start_with(test_name, n, Image::Sshd)
+    }
+
+    /// Like [`Fleet::start`], with hosts running `image` (`Image::Systemd`: systemd as PID 1).
+    #[track_caller]
+    pub fn start_with(test_name: &str, n: usize, image: Image) -> Fleet {
         sweep_stale_once();
-        let image = test_image();
+        let (kind, image) = (image, image_tag(image));
         let prefix = unique_prefix(test_name);
 
         let temp = tempfile::Builder::new()
@@ -124,7 +130,7 @@ impl Fleet {
                 .map(|host| {
                     let (network, public_key) = (&network.name, &fleet.public_key);
                     scope.spawn(move || {
-                        run_container(host, network, image, public_key)?;
+                        run_container(host, network, kind, image, public_key)?;
                         wait_for_sshd(host)
                     })
                 })
@@ -446,6 +452,7 @@ fn generate_key(path: &Path) -> String {
 fn run_container(
     host: &TestHost,
     network: &str,
+    kind: Image,
     image: &str,
     public_key: &str,
 ) -> Result<(), String> {
@@ -470,6 +477,7 @@ fn run_container(
         args.push("--label");
         args.push(label);
     }
+    args.extend_from_slice(kind.docker_run_args());
     args.push(image);
     docker(&args).map(|_| ())
 }

@@ -22,6 +22,7 @@ mod recap;
 mod run_output;
 
 pub use fleet::{count_authentications, ExecResult, Fleet, TestHost};
+pub use image::Image;
 pub use orch_command::{OrchCommand, RunningOrch};
 pub use process::{run_bounded, Finished};
 pub use recap::{parse_recap, strip_ansi, Recap};

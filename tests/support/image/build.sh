@@ -1,25 +1,46 @@
 #!/bin/bash
-# Builds the test host image from this machine's Debian apt sources (no registry needed).
-# Two cached layers, each tagged by a hash of its own recipe:
+# Builds a test host image from this machine's Debian apt sources (no registry needed).
+# Usage: build.sh [host|systemd]   (default host; building `host` also builds `systemd`, so that one call
+# from scripts/test or CI prepares every image the tests use). Prints the requested image's tag on stdout.
+#   host:    sshd as PID 1 (Dockerfile, sshd_config, entrypoint.sh)
+#   systemd: systemd as PID 1 with sshd as a unit (systemd/Dockerfile and its units), for service modules
+# Two cached layers per variant, each tagged by a hash of its own recipe:
 #   orch-test-base:<hash>  mmdebstrap of Debian bookworm with the packages below (slow: minutes)
-#   orch-test-host:<hash>  sshd setup from Dockerfile/sshd_config/entrypoint.sh (fast: seconds)
-# so editing the sshd setup does not re-run mmdebstrap. Prints the host image tag on stdout.
+#   orch-test-host:<hash> / orch-test-systemd:<hash>  the sshd setup on top (fast: seconds)
+# so editing the sshd setup does not re-run mmdebstrap.
 # Concurrent callers (parallel test processes) serialize on a lock; the fast path takes no lock.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+variant=${1:-host}
 suite=bookworm
 packages=openssh-server,sudo,python3,ca-certificates,curl,procps,iproute2,gnupg,passwd
+case "$variant" in
+  host)
+    context=$here
+    files=("$here/Dockerfile" "$here/sshd_config" "$here/entrypoint.sh") ;;
+  systemd)
+    packages=$packages,systemd,systemd-sysv,dbus
+    context=$here/systemd
+    files=("$here/sshd_config" "$context"/*) ;;
+  *) echo "build.sh: unknown variant '$variant' (host or systemd)" >&2; exit 2 ;;
+esac
 base_hash=$(printf 'mmdebstrap --variant=apt %s %s\n' "$suite" "$packages" | sha256sum | cut -c1-12)
-host_hash=$( (echo "$base_hash"; cat "$here/Dockerfile" "$here/sshd_config" "$here/entrypoint.sh") | sha256sum | cut -c1-12)
+image_hash=$( (echo "$base_hash"; cat "${files[@]}") | sha256sum | cut -c1-12)
 base="orch-test-base:$base_hash"
-host="orch-test-host:$host_hash"
+image="orch-test-$variant:$image_hash"
 
-if docker image inspect "$host" >/dev/null 2>&1; then echo "$host"; exit 0; fi
+finish() {
+  if [ "$variant" = host ]; then "$0" systemd >/dev/null; fi
+  echo "$image"
+  exit 0
+}
+
+if docker image inspect "$image" >/dev/null 2>&1; then finish; fi
 
 exec 9>"${TMPDIR:-/tmp}/orch-test-image.lock"
 flock -w 1800 9 || { echo "build.sh: timed out waiting for another image build" >&2; exit 1; }
 # Another process may have finished the build while this one waited for the lock.
-if docker image inspect "$host" >/dev/null 2>&1; then echo "$host"; exit 0; fi
+if docker image inspect "$image" >/dev/null 2>&1; then exec 9>&-; finish; fi
 
 if ! docker image inspect "$base" >/dev/null 2>&1; then
   if ! command -v mmdebstrap >/dev/null; then
@@ -28,6 +49,14 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
   echo "build.sh: building $base with mmdebstrap (takes a few minutes once)" >&2
   mmdebstrap --quiet --variant=apt --include="$packages" "$suite" - | docker import - "$base" >&2
 fi
-docker build -q --build-arg BASE="$base" -t "$host" "$here" >&2
-docker tag "$host" orch-test-host:latest
-echo "$host"
+if [ "$variant" = systemd ]; then
+  # The systemd variant shares sshd_config with the plain host image: build from a copy with both.
+  build_dir=$(mktemp -d)
+  trap 'rm -rf "$build_dir"' EXIT
+  cp "$context"/* "$here/sshd_config" "$build_dir/"
+  context=$build_dir
+fi
+docker build -q --build-arg BASE="$base" -t "$image" "$context" >&2
+docker tag "$image" "orch-test-$variant:latest"
+exec 9>&-
+finish
