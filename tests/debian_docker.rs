@@ -17,7 +17,10 @@ fn changed_lines(stdout: &str) -> Vec<(String, String)> {
         if let Some(rest) = line.strip_prefix("TASK [") {
             task = rest.split(']').next().unwrap_or_default().to_string();
         } else if let Some(rest) = line.strip_prefix("changed: [") {
-            out.push((task.clone(), rest.split(']').next().unwrap_or_default().to_string()));
+            out.push((
+                task.clone(),
+                rest.split(']').next().unwrap_or_default().to_string(),
+            ));
         }
     }
     out.sort();
@@ -51,31 +54,57 @@ fn docker_playbook_installs_from_the_signed_repository_idempotently() {
 
     let first = fleet.orch(&["run", "docker.yml", "-i", inv, "-e", &extra]);
     first.assert_code(0);
-    assert_eq!(changed_lines(&first.stdout), predicted, "the check run's prediction differs from the real run\n{check}\n{first}");
+    assert_eq!(
+        changed_lines(&first.stdout),
+        predicted,
+        "the check run's prediction differs from the real run\n{check}\n{first}"
+    );
     for host in fleet.hosts() {
         assert!(first.recap(&host.name).changed >= 3, "{first}");
     }
 
-    let arch = fleet.exec_ok(0, "dpkg --print-architecture").trim().to_string();
+    let arch = fleet
+        .exec_ok(0, "dpkg --print-architecture")
+        .trim()
+        .to_string();
     for i in 0..3 {
         for package in support::aptrepo::DOCKER_PACKAGES {
             let status = fleet.exec_ok(i, &format!("dpkg-query -W -f '${{Status}}' {package}"));
             assert_eq!(status, "install ok installed", "{package} on host {i}");
-            fleet.exec_ok(i, &format!("test -x {}", support::aptrepo::marker_path(package)));
+            fleet.exec_ok(
+                i,
+                &format!("test -x {}", support::aptrepo::marker_path(package)),
+            );
         }
         assert_eq!(
             fleet.exec_ok(i, "cat /etc/apt/sources.list.d/docker.list"),
-            format!("deb [arch={arch} signed-by=/etc/apt/keyrings/docker.asc] {} bookworm stable\n", repo.url)
+            format!(
+                "deb [arch={arch} signed-by=/etc/apt/keyrings/docker.asc] {} bookworm stable\n",
+                repo.url
+            )
         );
-        assert_eq!(fleet.exec_ok(i, "cat /etc/apt/keyrings/docker.asc"), repo.key_armored);
-        assert_eq!(fleet.exec_ok(i, "stat -c %a /etc/apt/keyrings").trim(), "755");
+        assert_eq!(
+            fleet.exec_ok(i, "cat /etc/apt/keyrings/docker.asc"),
+            repo.key_armored
+        );
+        assert_eq!(
+            fleet.exec_ok(i, "stat -c %a /etc/apt/keyrings").trim(),
+            "755"
+        );
         // apt verified the repository's signature with that key: the index came from InRelease.
-        fleet.exec_ok(i, "ls /var/lib/apt/lists/ | grep -q '_debian_dists_bookworm_InRelease$'");
+        fleet.exec_ok(
+            i,
+            "ls /var/lib/apt/lists/ | grep -q '_debian_dists_bookworm_InRelease$'",
+        );
     }
 
     let second = fleet.orch(&["run", "docker.yml", "-i", inv, "-e", &extra]);
     second.assert_code(0);
     for host in fleet.hosts() {
-        assert_eq!(second.recap(&host.name).changed, 0, "second run must change nothing\n{second}");
+        assert_eq!(
+            second.recap(&host.name).changed,
+            0,
+            "second run must change nothing\n{second}"
+        );
     }
 }

@@ -335,6 +335,16 @@ impl Runner {
         if no_log {
             self.redact_everything(&result);
         }
+        // Module warnings are shown as Ansible shows them.
+        if let Some(Value::Array(warnings)) = result.get("warnings") {
+            for w in warnings {
+                let text = w
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| w.to_string());
+                self.emit(Event::Warning(format!("[{host}]: {text}")));
+            }
+        }
         let state = self.host(host)?;
         {
             let mut s = lock(&state);

@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 variant=${1:-host}
 suite=bookworm
-packages=openssh-server,sudo,python3,ca-certificates,curl,procps,iproute2,gnupg,passwd
+packages=openssh-server,sudo,python3,ca-certificates,curl,wget,procps,iproute2,gnupg,passwd
 case "$variant" in
   host)
     context=$here
