@@ -67,7 +67,7 @@ fn main_pid(fleet: &Fleet, i: usize) -> String {
 
 #[test]
 fn systemd_unit_lifecycle_on_real_systemd() {
-    let fleet = Fleet::start_with("systemd-lifecycle", 2, Image::Systemd);
+    let fleet = Fleet::start_image("systemd-lifecycle", 2, Image::Systemd);
     for i in 0..2 {
         assert_eq!(
             fleet.exec_ok(i, "cat /proc/1/comm").trim(),

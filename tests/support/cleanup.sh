@@ -1,5 +1,5 @@
 #!/bin/bash
-# Removes leftover test containers and networks: those whose owning process (label <label>.pid) is gone,
+# Removes leftover test containers, networks and volumes: those whose owning process (label <label>.pid) is gone,
 # or that are older than an hour (label <label>.created, unix seconds). A test process that was killed
 # (timeout, Ctrl-C) cannot run its own cleanup; this sweep catches what it left.
 # Usage: cleanup.sh [LABEL]   (default orch-test; the benchmark uses orch-bench)
@@ -22,5 +22,9 @@ done
 docker network ls --filter "label=$label" --format "{{.Name}} {{.Label \"$label.pid\"}} {{.Label \"$label.created\"}}" |
 while read -r name pid created; do
   if is_stale "$pid" "$created"; then docker network rm "$name" >/dev/null 2>&1 && echo "removed stale network $name" >&2; fi
+done
+docker volume ls --filter "label=$label" --format "{{.Name}} {{.Label \"$label.pid\"}} {{.Label \"$label.created\"}}" |
+while read -r name pid created; do
+  if is_stale "$pid" "$created"; then docker volume rm "$name" >/dev/null 2>&1 && echo "removed stale volume $name" >&2; fi
 done
 exit 0

@@ -63,9 +63,26 @@ impl fmt::Display for ExecResult {
     }
 }
 
+/// Extra `docker run` settings for one host, for [`Fleet::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Named volumes to mount, as (key, path in the container). The fleet creates the volume
+    /// `<fleet prefix>-<key>` once, shares it between all hosts naming the same key, and removes
+    /// it with the fleet.
+    pub volumes: Vec<(String, String)>,
+    /// Further `docker run` arguments, placed before the image name.
+    pub run_args: Vec<String>,
+    /// What the host runs as PID 1.
+    pub image: Image,
+}
+
 pub struct Fleet {
     /// Container names, known before the containers exist so that Drop removes partial starts too.
     containers: Vec<String>,
+    /// Docker volumes the fleet created (removed after the containers on Drop).
+    volumes: Vec<String>,
+    /// `orch-<test>-<pid>[-n]`: the start of every container, network and volume name.
+    prefix: String,
     hosts: Vec<TestHost>,
     network: Option<PinnedNetwork>,
     root: PathBuf,
@@ -79,14 +96,25 @@ impl Fleet {
     /// Host indexes in the other methods are 0-based: `hosts()[0].name == "h1"`.
     #[track_caller]
     pub fn start(test_name: &str, n: usize) -> Fleet {
-        Fleet::start_with(test_name, n, Image::Sshd)
+        Fleet::start_with(test_name, &vec![HostOptions::default(); n])
     }
 
     /// Like [`Fleet::start`], with hosts running `image` (`Image::Systemd`: systemd as PID 1).
     #[track_caller]
-    pub fn start_with(test_name: &str, n: usize, image: Image) -> Fleet {
+    pub fn start_image(test_name: &str, n: usize, image: Image) -> Fleet {
+        let options = HostOptions {
+            image,
+            ..HostOptions::default()
+        };
+        Fleet::start_with(test_name, &vec![options; n])
+    }
+
+    /// Like [`Fleet::start`], one host per entry of `options`, each with its own image, extra
+    /// volumes and `docker run` arguments.
+    #[track_caller]
+    pub fn start_with(test_name: &str, options: &[HostOptions]) -> Fleet {
+        let n = options.len();
         sweep_stale_once();
-        let (kind, image) = (image, image_tag(image));
         let prefix = unique_prefix(test_name);
 
         let temp = tempfile::Builder::new()
@@ -103,6 +131,8 @@ impl Fleet {
 
         let mut fleet = Fleet {
             containers: (1..=n).map(|i| format!("{prefix}-h{i}")).collect(),
+            volumes: Vec::new(),
+            prefix: prefix.clone(),
             hosts: Vec::new(),
             network: None,
             root,
@@ -113,6 +143,10 @@ impl Fleet {
         let network =
             PinnedNetwork::create(&prefix, LABEL).unwrap_or_else(|error| panic!("{error}"));
         fleet.network = Some(network.clone());
+        let run_args: Vec<Vec<String>> = options
+            .iter()
+            .map(|host_options| fleet.docker_run_args(host_options))
+            .collect();
 
         let hosts: Vec<TestHost> = (0..n)
             .map(|index| TestHost {
@@ -127,10 +161,13 @@ impl Fleet {
         let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = hosts
                 .iter()
-                .map(|host| {
+                .zip(&run_args)
+                .zip(options)
+                .map(|((host, extra), host_options)| {
+                    let kind = host_options.image;
                     let (network, public_key) = (&network.name, &fleet.public_key);
                     scope.spawn(move || {
-                        run_container(host, network, kind, image, public_key)?;
+                        run_container(host, network, kind, image_tag(kind), public_key, extra)?;
                         wait_for_sshd(host)
                     })
                 })
@@ -152,6 +189,34 @@ impl Fleet {
         fleet.write_known_hosts();
         fleet.write_inventory();
         fleet
+    }
+
+    /// The docker name of the volume `key` of [`HostOptions::volumes`].
+    pub fn volume(&self, key: &str) -> String {
+        format!("{}-{key}", self.prefix)
+    }
+
+    /// Creates the host's volumes (once per key) and returns its extra `docker run` arguments.
+    fn docker_run_args(&mut self, options: &HostOptions) -> Vec<String> {
+        let mut args = Vec::new();
+        for (key, target) in &options.volumes {
+            let name = self.volume(key);
+            if !self.volumes.contains(&name) {
+                let mut create = vec!["volume", "create"];
+                let labels = ownership_labels(LABEL);
+                for label in &labels {
+                    create.push("--label");
+                    create.push(label);
+                }
+                create.push(&name);
+                docker_ok(&create);
+                self.volumes.push(name.clone());
+            }
+            args.push("-v".to_string());
+            args.push(format!("{name}:{target}"));
+        }
+        args.extend(options.run_args.iter().cloned());
+        args
     }
 
     pub fn hosts(&self) -> &[TestHost] {
@@ -375,8 +440,9 @@ impl Drop for Fleet {
         if std::env::var_os("ORCH_TEST_KEEP").is_some() {
             let kept = self.temp.take().map(tempfile::TempDir::keep);
             eprintln!(
-                "ORCH_TEST_KEEP: kept containers {:?}, network {:?}, dir {kept:?}",
+                "ORCH_TEST_KEEP: kept containers {:?}, volumes {:?}, network {:?}, dir {kept:?}",
                 self.containers,
+                self.volumes,
                 self.network.as_ref().map(|network| &network.name)
             );
             return;
@@ -385,6 +451,11 @@ impl Drop for Fleet {
         args.extend(self.containers.iter().map(String::as_str));
         // Removing a container that was never created fails; the others are removed regardless.
         let _ = docker_raw(&args);
+        if !self.volumes.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(self.volumes.iter().map(String::as_str));
+            let _ = docker_raw(&args);
+        }
         if let Some(network) = &self.network {
             // Endpoint teardown can lag behind `rm -f` for a moment.
             for _ in 0..10 {
@@ -455,6 +526,7 @@ fn run_container(
     kind: Image,
     image: &str,
     public_key: &str,
+    extra: &[String],
 ) -> Result<(), String> {
     let hostname = host.name.as_str();
     let pubkey_env = format!("ORCH_TEST_PUBKEY={public_key}");
@@ -478,6 +550,7 @@ fn run_container(
         args.push(label);
     }
     args.extend_from_slice(kind.docker_run_args());
+    args.extend(extra.iter().map(String::as_str));
     args.push(image);
     docker(&args).map(|_| ())
 }

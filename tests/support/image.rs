@@ -10,9 +10,10 @@ const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/i
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What the hosts of a fleet run as PID 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Image {
     /// sshd (the default test host: quick to start, no init system).
+    #[default]
     Sshd,
     /// systemd, with sshd as a unit: for the service modules. Needs what systemd needs in a container
     /// (see `docker_run_args`).

@@ -18,12 +18,14 @@ mod image;
 mod network;
 mod orch_command;
 mod process;
+mod pve;
 mod recap;
 mod run_output;
 
-pub use fleet::{count_authentications, ExecResult, Fleet, TestHost};
+pub use fleet::{count_authentications, ExecResult, Fleet, HostOptions, TestHost};
 pub use image::Image;
 pub use orch_command::{OrchCommand, RunningOrch};
 pub use process::{run_bounded, Finished};
+pub use pve::{PveCluster, PveFleet, PveLayout, DEFAULT_ACCESS_CONTROL};
 pub use recap::{parse_recap, strip_ansi, Recap};
 pub use run_output::RunOutput;
