@@ -21,6 +21,8 @@ pub mod blockinfile;
 pub mod copy;
 pub mod file;
 pub mod filecommon;
+pub mod get_url;
+pub mod group;
 pub mod lineinfile;
 pub mod pyregex;
 pub mod setup;
@@ -29,7 +31,12 @@ pub mod stat;
 pub mod template;
 #[cfg(test)]
 pub mod testenv;
+#[cfg(test)]
+pub mod testhttp;
 pub mod textedit;
+pub mod uri;
+pub mod urlfetch;
+pub mod user;
 pub mod wait_for;
 
 pub use args::Args;

@@ -5,11 +5,15 @@ use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
 use super::copy::Copy;
 use super::file::File;
+use super::get_url::GetUrl;
+use super::group::Group;
 use super::lineinfile::LineInFile;
 use super::setup::Setup;
 use super::slurp::Slurp;
 use super::stat::Stat;
 use super::template::Template;
+use super::uri::Uri;
+use super::user::User;
 use super::wait_for::WaitFor;
 use super::Module;
 
@@ -31,6 +35,10 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Slurp,
     &WaitFor,
     &Setup,
+    &GetUrl,
+    &Uri,
+    &User,
+    &Group,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
