@@ -434,9 +434,7 @@ impl Module for Uri {
                 let new = records.stat("dest");
                 let old = records.stat("old");
                 let attrs_changed = old.exists
-                    && (opts.attrs.mode.is_some() && old.mode != new.mode
-                        || old.uid != new.uid
-                        || old.gid != new.gid);
+                    && (old.mode != new.mode || old.uid != new.uid || old.gid != new.gid);
                 let changed = records.flag("uri", "written") || attrs_changed;
                 result.insert("changed".into(), changed.into());
             }

@@ -162,29 +162,38 @@ fn parse_found(records: &Records, lookups: usize) -> Found {
 
 /// The commands that bring a present user to the wanted state: (command, whether the password is set).
 /// `None` when nothing differs.
-fn present_commands(w: &Wanted, found: &Found) -> Result<Option<(String, bool)>, ModuleError> {
+///
+/// `check_mode`: a missing group may be created by an earlier task of the same run, so it predicts a
+/// change instead of failing (a real run still fails).
+fn present_commands(
+    w: &Wanted,
+    found: &Found,
+    check_mode: bool,
+) -> Result<Option<(String, bool)>, ModuleError> {
     let q = quote(&w.name);
     let mut lookups = found.lookups.iter();
+    let resolve =
+        |entry: Option<&Option<GroupEntry>>, name: &str| -> Result<GroupEntry, ModuleError> {
+            match entry.cloned().flatten() {
+                Some(e) => Ok(e),
+                None if check_mode => Ok(GroupEntry {
+                    name: name.to_string(),
+                    gid: u32::MAX,
+                    members: Vec::new(),
+                }),
+                None => Err(ModuleError::msg(format!("Group {name} does not exist"))),
+            }
+        };
     let primary = match &w.group {
         None => None,
-        Some(g) => Some(
-            lookups
-                .next()
-                .cloned()
-                .flatten()
-                .ok_or_else(|| ModuleError::msg(format!("Group {g} does not exist")))?,
-        ),
+        Some(g) => Some(resolve(lookups.next(), g)?),
     };
     let requested: Option<Vec<String>> = match &w.groups {
         None => None,
         Some(names) => {
             let mut resolved = Vec::new();
             for name in names {
-                let entry = lookups
-                    .next()
-                    .cloned()
-                    .flatten()
-                    .ok_or_else(|| ModuleError::msg(format!("Group {name} does not exist")))?;
+                let entry = resolve(lookups.next(), name)?;
                 if !resolved.contains(&entry.name) {
                     resolved.push(entry.name);
                 }
@@ -262,7 +271,7 @@ fn present_commands(w: &Wanted, found: &Found) -> Result<Option<(String, bool)>,
         let current: Vec<&str> = found
             .all_groups
             .iter()
-            .filter(|g| g.members.iter().any(|m| *m == w.name))
+            .filter(|g| g.members.contains(&w.name))
             .map(|g| g.name.as_str())
             .collect();
         let differs = |g: &str| current.contains(&g) != groups.iter().any(|r| r == g);
@@ -458,7 +467,7 @@ impl Module for User {
         if w.password.is_some() {
             result.insert("password".into(), "NOT_LOGGING_PASSWORD".into());
         }
-        Ok(match present_commands(&w, &found)? {
+        Ok(match present_commands(&w, &found, env.check_mode())? {
             None => Plan::unchanged(result),
             Some((command, set_password)) => Plan {
                 changed: true,
@@ -561,7 +570,7 @@ mod tests {
             GROUPS,
             &[Some("sudo:x:27:alice"), Some("docker:x:998:")],
         );
-        let (cmd, pw) = present_commands(&w, &f).unwrap().unwrap();
+        let (cmd, pw) = present_commands(&w, &f, false).unwrap().unwrap();
         assert_eq!(
             cmd,
             "useradd -G sudo,docker -c 'Bob B' -s /bin/bash -r -m -- bob"
@@ -570,7 +579,7 @@ mod tests {
         // A group named like the user exists already: -N, as Ansible does.
         let mut w = wanted();
         w.create_home = false;
-        let (cmd, _) = present_commands(&w, &found(None, GROUPS, &[]))
+        let (cmd, _) = present_commands(&w, &found(None, GROUPS, &[]), false)
             .unwrap()
             .unwrap();
         assert_eq!(cmd, "useradd -N -M -- alice");
@@ -581,11 +590,16 @@ mod tests {
         let mut w = wanted();
         w.groups = Some(vec!["nope".into()]);
         let ModuleError::Failed { msg, .. } =
-            present_commands(&w, &found(None, GROUPS, &[None])).unwrap_err()
+            present_commands(&w, &found(None, GROUPS, &[None]), false).unwrap_err()
         else {
             panic!()
         };
         assert_eq!(msg, "Group nope does not exist");
+        // In check mode an earlier task may create the group: predict the change instead.
+        let (cmd, _) = present_commands(&w, &found(None, GROUPS, &[None]), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cmd, "useradd -N -G nope -m -- alice");
     }
 
     #[test]
@@ -594,34 +608,46 @@ mod tests {
         let mut w = wanted();
         w.shell = Some("/bin/sh".into());
         w.groups = Some(vec!["sudo".into()]);
-        assert!(
-            present_commands(&w, &found(Some(alice), GROUPS, &[Some("sudo:x:27:alice")]))
-                .unwrap()
-                .is_none()
-        );
+        assert!(present_commands(
+            &w,
+            &found(Some(alice), GROUPS, &[Some("sudo:x:27:alice")]),
+            false
+        )
+        .unwrap()
+        .is_none());
         w.shell = Some("/bin/bash".into());
         w.groups = Some(vec!["docker".into()]);
-        let (cmd, _) = present_commands(&w, &found(Some(alice), GROUPS, &[Some("docker:x:998:")]))
-            .unwrap()
-            .unwrap();
+        let (cmd, _) = present_commands(
+            &w,
+            &found(Some(alice), GROUPS, &[Some("docker:x:998:")]),
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(cmd, "usermod -G docker -s /bin/bash -- alice");
         // append: only missing groups matter; extra memberships stay.
         w.shell = None;
         w.append = true;
-        let (cmd, _) = present_commands(&w, &found(Some(alice), GROUPS, &[Some("docker:x:998:")]))
-            .unwrap()
-            .unwrap();
+        let (cmd, _) = present_commands(
+            &w,
+            &found(Some(alice), GROUPS, &[Some("docker:x:998:")]),
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(cmd, "usermod -a -G docker -- alice");
         w.groups = Some(vec!["sudo".into()]);
-        assert!(
-            present_commands(&w, &found(Some(alice), GROUPS, &[Some("sudo:x:27:alice")]))
-                .unwrap()
-                .is_none()
-        );
+        assert!(present_commands(
+            &w,
+            &found(Some(alice), GROUPS, &[Some("sudo:x:27:alice")]),
+            false
+        )
+        .unwrap()
+        .is_none());
         // groups: [] without append removes every supplementary group.
         w.append = false;
         w.groups = Some(vec![]);
-        let (cmd, _) = present_commands(&w, &found(Some(alice), GROUPS, &[]))
+        let (cmd, _) = present_commands(&w, &found(Some(alice), GROUPS, &[]), false)
             .unwrap()
             .unwrap();
         assert_eq!(cmd, "usermod -G '' -- alice");
@@ -634,14 +660,14 @@ mod tests {
         w.password = Some("$6$salt$hash".into());
         let mut f = found(Some(alice), GROUPS, &[]);
         f.shadow = Some("$6$salt$hash".into());
-        assert!(present_commands(&w, &f).unwrap().is_none());
+        assert!(present_commands(&w, &f, false).unwrap().is_none());
         f.shadow = Some("!".into());
         assert_eq!(
-            present_commands(&w, &f).unwrap(),
+            present_commands(&w, &f, false).unwrap(),
             Some((String::new(), true))
         );
         w.update_always = false;
-        assert!(present_commands(&w, &f).unwrap().is_none());
+        assert!(present_commands(&w, &f, false).unwrap().is_none());
     }
 
     #[test]
