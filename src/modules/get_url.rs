@@ -713,11 +713,25 @@ mod tests {
         let env = LocalEnv::new();
         let dest = env.path("f.txt");
         std::fs::write(&dest, b"local\n").unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         let keep = args(
             "get_url",
             json!({"url": server.url("/f.txt"), "dest": dest}),
         );
         assert!(!run_module(&GetUrl, &env, &keep).await.unwrap().changed);
+        let chmod = args(
+            "get_url",
+            json!({"url": server.url("/f.txt"), "dest": dest, "mode": "0600"}),
+        );
+        let out = run_module(&GetUrl, &env, &chmod).await.unwrap();
+        assert!(out.changed);
+        assert_eq!(
+            out.result["msg"],
+            json!("file already exists but file attributes changed")
+        );
+        assert_eq!(mode_of(&dest), 0o600);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"local\n");
         assert_eq!(server.hits("/f.txt"), 0);
         let force = args(
             "get_url",

@@ -248,9 +248,12 @@ fn request_script(
     s.push_str(&prepared.setup);
     s.push_str(&format!("orch_url={}\n", quote(&opts.request.url)));
     s.push_str(&prepared.call("\"$h/resp\""));
-    s.push_str(&format!(
-        "if [ -f \"$h/resp\" ] && [ \"$(stat -c %s -- \"$h/resp\")\" -le {MAX_CONTENT} ]; then printf '@uri.content='; orch_b64 < \"$h/resp\"; fi\n"
-    ));
+    // (curl writes the headers into the output file for HEAD: there is no content to return.)
+    if opts.request.method != "HEAD" {
+        s.push_str(&format!(
+            "if [ -f \"$h/resp\" ] && [ \"$(stat -c %s -- \"$h/resp\")\" -le {MAX_CONTENT} ]; then printf '@uri.content='; orch_b64 < \"$h/resp\"; fi\n"
+        ));
+    }
     if let Some(dest) = &opts.dest {
         let wanted = opts
             .status_codes
