@@ -24,6 +24,8 @@ pub mod docker_compose_v2;
 pub mod docker_compose_v2_pull;
 pub mod file;
 pub mod filecommon;
+pub mod get_url;
+pub mod group;
 pub mod lineinfile;
 pub mod pyregex;
 pub mod service;
@@ -34,7 +36,12 @@ pub mod systemd_service;
 pub mod template;
 #[cfg(test)]
 pub mod testenv;
+#[cfg(test)]
+pub mod testhttp;
 pub mod textedit;
+pub mod uri;
+pub mod urlfetch;
+pub mod user;
 pub mod wait_for;
 
 pub use args::Args;

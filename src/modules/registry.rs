@@ -7,6 +7,8 @@ use super::copy::Copy;
 use super::docker_compose_v2::DockerComposeV2;
 use super::docker_compose_v2_pull::DockerComposeV2Pull;
 use super::file::File;
+use super::get_url::GetUrl;
+use super::group::Group;
 use super::lineinfile::LineInFile;
 use super::service::Service;
 use super::setup::Setup;
@@ -14,6 +16,8 @@ use super::slurp::Slurp;
 use super::stat::Stat;
 use super::systemd_service::SystemdService;
 use super::template::Template;
+use super::uri::Uri;
+use super::user::User;
 use super::wait_for::WaitFor;
 use super::Module;
 
@@ -39,6 +43,10 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &DockerComposeV2Pull,
     &SystemdService,
     &Service,
+    &GetUrl,
+    &Uri,
+    &User,
+    &Group,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
