@@ -12,6 +12,7 @@
 //! Every test binary compiles all of this but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod aptrepo;
 mod docker;
 mod fleet;
 mod image;
@@ -21,6 +22,7 @@ mod process;
 mod recap;
 mod run_output;
 
+pub use aptrepo::AptRepo;
 pub use fleet::{count_authentications, ExecResult, Fleet, TestHost};
 pub use orch_command::{OrchCommand, RunningOrch};
 pub use process::{run_bounded, Finished};
