@@ -17,8 +17,11 @@ pub mod control;
 pub mod registry;
 pub mod remote;
 
+pub mod apt;
+pub mod apt_repository;
 pub mod blockinfile;
 pub mod copy;
+pub mod deb822_repository;
 pub mod file;
 pub mod filecommon;
 pub mod lineinfile;
