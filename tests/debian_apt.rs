@@ -214,6 +214,7 @@ fn one_line_source_versions_latest_deb_and_absent() {
 - hosts: targets
   gather_facts: no
   tasks:
+    - apt: {{upgrade: safe}}
     - apt: {{name: docker-compose-plugin, state: latest}}
       register: latest
     - assert:
@@ -227,10 +228,9 @@ fn one_line_source_versions_latest_deb_and_absent() {
         ),
     );
     let check = fleet.orch(&["run", "latest.yml", "-i", &inv, "--check"]);
-    // In check mode the first assert sees a predicted change; orch-hello is not yet installed so
-    // the removal predicts only docker-compose-plugin.
+    // Check mode predicts: the safe upgrade and `latest` (2.20 → 2.21), the .deb, the removal.
     check.assert_code(0);
-    assert_eq!(check.recap("h1").changed, 3, "{check}");
+    assert_eq!(check.recap("h1").changed, 4, "{check}");
     assert_eq!(
         installed(&fleet, 0, &["docker-compose-plugin"]),
         vec![format!("docker-compose-plugin {COMPOSE_OLD}")]
@@ -320,14 +320,7 @@ fn wait_until_locked(fleet: &Fleet, host: usize, path: &str) {
 fn apt_waits_for_the_dpkg_lock_then_names_the_holder() {
     let mut fleet = Fleet::start("apt_lock", 1);
     let repo = AptRepo::serve(&mut fleet);
-    fleet.exec_ok(
-        0,
-        &format!(
-            "mkdir -p /etc/apt/keyrings && curl -fsS {} -o /etc/apt/keyrings/t.asc && echo '{}' > /etc/apt/sources.list.d/t.list && apt-get update -q >/dev/null",
-            repo.key_url,
-            repo.list_line("/etc/apt/keyrings/t.asc")
-        ),
-    );
+    repo.preconfigure(&fleet, 0);
     let inv = inventory(&fleet);
     let playbook = |timeout: u32| {
         format!(

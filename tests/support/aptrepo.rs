@@ -158,6 +158,22 @@ impl AptRepo {
         )
     }
 
+    /// Configures `host` for this repository without orch (key in `/etc/apt/keyrings/orch-test.asc`,
+    /// one-line source in `/etc/apt/sources.list.d/orch-test.list`, `apt-get update`): for tests whose
+    /// subject is not the repository setup itself.
+    #[track_caller]
+    pub fn preconfigure(&self, fleet: &Fleet, host: usize) {
+        fleet.exec_ok(
+            host,
+            &format!(
+                "mkdir -p /etc/apt/keyrings && curl -fsS {} -o /etc/apt/keyrings/orch-test.asc \
+                 && echo '{}' > /etc/apt/sources.list.d/orch-test.list && apt-get update -q >/dev/null",
+                self.key_url,
+                self.list_line("/etc/apt/keyrings/orch-test.asc")
+            ),
+        );
+    }
+
     /// The URL of a package's `.deb` in the pool.
     pub fn deb_url(&self, name: &str, version: &str) -> String {
         let arch = packages()
