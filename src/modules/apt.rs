@@ -455,6 +455,8 @@ impl Options {
         let all_installed = names
             .as_ref()
             .is_some_and(|n| n.iter().any(|s| s.trim() == "*"));
+        // An empty list counts as no packages, as Python's truthiness does in Ansible.
+        let no_names = names.as_ref().is_none_or(|n| n.is_empty());
         let op = if let Some(mode) = upgrade {
             Op::Upgrade(mode)
         } else if let Some(deb) = deb {
@@ -473,9 +475,9 @@ impl Options {
             Op::Cleanup("autoclean")
         } else if specs.is_empty() && autoremove {
             Op::Cleanup("autoremove")
-        } else if names.is_none() && (update_cache || cache_valid_time > 0) {
+        } else if no_names && (update_cache || cache_valid_time > 0) {
             Op::CacheOnly
-        } else if names.is_none() && clean {
+        } else if no_names && clean {
             Op::CleanOnly
         } else if specs.is_empty() {
             Op::Nothing
@@ -1165,6 +1167,10 @@ Purg old-thing [0.9]\n";
     fn operations_follow_ansible_precedence() {
         assert_eq!(
             opts(json!({"update_cache": true})).unwrap().op,
+            Op::CacheOnly
+        );
+        assert_eq!(
+            opts(json!({"update_cache": true, "name": []})).unwrap().op,
             Op::CacheOnly
         );
         assert_eq!(
