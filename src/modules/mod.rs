@@ -17,9 +17,12 @@ pub mod control;
 pub mod registry;
 pub mod remote;
 
+pub mod apt;
+pub mod apt_repository;
 pub mod blockinfile;
 pub mod compose_v2;
 pub mod copy;
+pub mod deb822_repository;
 pub mod docker_compose_v2;
 pub mod docker_compose_v2_pull;
 pub mod file;

@@ -1,9 +1,12 @@
 //! The modules orch knows, by short name and by fully qualified collection name.
 
+use super::apt::Apt;
+use super::apt_repository::AptRepository;
 use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
 use super::copy::Copy;
+use super::deb822_repository::Deb822Repository;
 use super::docker_compose_v2::DockerComposeV2;
 use super::docker_compose_v2_pull::DockerComposeV2Pull;
 use super::file::File;
@@ -47,6 +50,9 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Uri,
     &User,
     &Group,
+    &Apt,
+    &Deb822Repository,
+    &AptRepository,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.

@@ -344,6 +344,65 @@ impl Fleet {
         }
     }
 
+    /// Starts a helper container (not an inventory host) from the test image on the fleet's network,
+    /// with a fixed address: `files` (a tar stream) is unpacked at `/` before `cmd` starts, then the
+    /// call waits until `port` accepts TCP connections. Removed with the fleet. Returns its address.
+    #[track_caller]
+    pub fn start_service(
+        &mut self,
+        name: &str,
+        files_tar: &[u8],
+        cmd: &[&str],
+        port: u16,
+    ) -> String {
+        let network = self.network.clone().expect("fleet network");
+        let container = format!("{}-{name}", network.name);
+        let ip = network
+            .host_address(self.containers.len())
+            .unwrap_or_else(|error| panic!("{error}"))
+            .to_string();
+        self.containers.push(container.clone());
+        let labels = ownership_labels(LABEL);
+        let mut args = vec![
+            "create",
+            "--name",
+            &container,
+            "--network",
+            &network.name,
+            "--ip",
+            &ip,
+        ];
+        for label in &labels {
+            args.push("--label");
+            args.push(label);
+        }
+        args.push(image_tag(Image::Sshd));
+        args.extend_from_slice(cmd);
+        docker_ok(&args);
+        let copied = run_bounded(
+            Command::new("docker").args(["cp", "-", &format!("{container}:/")]),
+            Some(files_tar),
+            EXEC_TIMEOUT,
+        )
+        .unwrap_or_else(|error| panic!("cannot run docker cp: {error}"));
+        if copied.code != 0 || copied.timed_out {
+            panic!("docker cp into {container} failed: {}", copied.stderr);
+        }
+        docker_ok(&["start", &container]);
+        let address: SocketAddr = format!("{ip}:{port}").parse().expect("service address");
+        let deadline = Instant::now() + SSHD_READY_TIMEOUT;
+        while TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err() {
+            if Instant::now() > deadline {
+                let logs = docker_raw(&["logs", "--tail", "20", &container])
+                    .map(|output| output.stdout + &output.stderr)
+                    .unwrap_or_default();
+                panic!("service {container} not listening on {address}:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ip
+    }
+
     /// Graceful stop (`docker stop`, SIGTERM then SIGKILL after 2 s): sshd closes its connections.
     #[track_caller]
     pub fn stop(&self, host: usize) {

@@ -12,6 +12,7 @@
 //! Every test binary compiles all of this but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod aptrepo;
 mod docker;
 mod fleet;
 mod image;
@@ -22,6 +23,7 @@ mod pve;
 mod recap;
 mod run_output;
 
+pub use aptrepo::AptRepo;
 pub use fleet::{count_authentications, ExecResult, Fleet, HostOptions, TestHost};
 pub use image::Image;
 pub use orch_command::{OrchCommand, RunningOrch};
