@@ -254,9 +254,6 @@ class FakeAuthentik:
         self.features = Features(options.version, options.legacy_ec_type)
         self.openssl = OpenSSL(options.rsa_bits) if shutil.which("openssl") else None
         self.lock = threading.RLock()
-        self.started = time.monotonic()
-        self.ready_at = self.started + options.ready_delay
-        self.bootstrap_at = self.ready_at + options.bootstrap_delay
         self.bootstrapped = False
         self.env = read_env(options.env_file)
         self.tls_dir = tempfile.mkdtemp(prefix="fake-authentik-tls-")
@@ -265,6 +262,10 @@ class FakeAuthentik:
             state = self.load_state()
             self.ensure_defaults(state)
             self.save_state(state)
+        # Delays count from the end of the (possibly slow) key generation above.
+        self.started = time.monotonic()
+        self.ready_at = self.started + options.ready_delay
+        self.bootstrap_at = self.ready_at + options.bootstrap_delay
 
     # -- state --
     def load_state(self):
@@ -1480,8 +1481,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description="Fake authentik API for orch's tests.")
     parser.add_argument("--bind", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=9000, help="HTTP port (authentik: 9000)")
-    parser.add_argument("--https-port", type=int, default=0,
-                        help="also serve HTTPS here with the brand's web certificate (authentik: 9443; 0 = off)")
+    parser.add_argument("--https-port", type=int, default=None,
+                        help="also serve HTTPS here with the brand's web certificate (authentik: 9443)")
     parser.add_argument("--state", default="/var/lib/fake-authentik/state.json", help="JSON state file")
     parser.add_argument("--log", default="/var/log/fake-authentik/requests.log", help="request log (JSON lines)")
     parser.add_argument("--env-file", default=None, help="compose .env with AUTHENTIK_BOOTSTRAP_* values")
@@ -1503,35 +1504,42 @@ def parse_args(argv):
     return options
 
 
-def serve(options):
+def start(options):
+    """Binds the listeners and serves them on daemon threads: (fake, [http server, https server?])."""
     fake = FakeAuthentik(options)
-    for path in (options.log,):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if options.log:
+        os.makedirs(os.path.dirname(os.path.abspath(options.log)), exist_ok=True)
     handler = make_handler(fake)
-    servers = []
     http_server = http.server.ThreadingHTTPServer((options.bind, options.port), handler)
     http_server.is_tls = False
-    servers.append(http_server)
-    if options.https_port:
+    servers = [http_server]
+    if options.https_port is not None:
         https_server = http.server.ThreadingHTTPServer((options.bind, options.https_port), handler)
         https_server.is_tls = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*fake.tls_files(fake.default_tls_keypair()))
         context.sni_callback = lambda sock, name, _ctx: setattr(sock, "context", fake.tls_context_for(name))
+        # The handshake runs in the request's thread, so a silent client cannot block accept().
         https_server.socket = context.wrap_socket(https_server.socket, server_side=True,
                                                   do_handshake_on_connect=False)
         servers.append(https_server)
-    for extra in servers[1:]:
-        threading.Thread(target=extra.serve_forever, daemon=True).start()
-    print("fake authentik %s listening on %s:%d%s" % (
-        options.version, options.bind, options.port,
-        " and https %d" % options.https_port if options.https_port else ""), file=sys.stderr, flush=True)
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return fake, servers
+
+
+def main(argv):
+    options = parse_args(argv)
+    _, servers = start(options)
+    ports = " ".join("%s:%d" % ("https" if s.is_tls else "http", s.server_address[1]) for s in servers)
+    print("fake authentik %s listening on %s %s" % (options.version, options.bind, ports), file=sys.stderr,
+          flush=True)
     try:
-        servers[0].serve_forever()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
 
 
 if __name__ == "__main__":
-    serve(parse_args(sys.argv[1:]))
+    main(sys.argv[1:])
