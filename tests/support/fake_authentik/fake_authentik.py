@@ -633,7 +633,7 @@ def make_handler(fake):
         sys_version = ""
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, fmt, *args):  # the request log is written by `finish_request` instead
+        def log_message(self, fmt, *args):  # the request log is written by `handle_any` instead
             pass
 
         def do_GET(self):
@@ -668,8 +668,9 @@ def make_handler(fake):
             except Exception as error:  # a bug in the fake: 500 like Django, and say so in the log
                 status, payload, content_type, extra = 500, "Server Error (%s)" % type(error).__name__, \
                     "text/html", {}
-            self.respond(status, payload, content_type, extra, method)
+            # Logged before answering, so a client that got its response finds the line already there.
             log_request(fake.options.log, method, self.path, status, auth_seen)
+            self.respond(status, payload, content_type, extra, method)
 
         def respond(self, status, payload, content_type, extra, method):
             if payload is None:
