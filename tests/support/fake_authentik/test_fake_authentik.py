@@ -118,7 +118,7 @@ class ServerTest(unittest.TestCase):
 
 class StartupAndBootstrap(unittest.TestCase):
     def test_ready_waits_then_token_works_only_after_bootstrap(self):
-        server = FakeServer(extra_args=["--ready-delay", "1.5", "--bootstrap-delay", "1.5"])
+        server = self.track(FakeServer(extra_args=["--ready-delay", "1.5", "--bootstrap-delay", "1.5"]))
         try:
             self.assertEqual(server.get("/-/health/live/", token=None)[0], 200)
             self.assertEqual(server.get("/-/health/ready/", token=None)[0], 503)
@@ -134,8 +134,16 @@ class StartupAndBootstrap(unittest.TestCase):
         finally:
             server.stop()
 
+    def tearDown(self):
+        for directory in getattr(self, "dirs", []):
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def track(self, server):
+        self.dirs = getattr(self, "dirs", []) + [server.dir]
+        return server
+
     def test_token_is_read_only_on_the_first_startup(self):
-        server = FakeServer()
+        server = self.track(FakeServer())
         self.assertEqual(server.get("/api/v3/admin/version/")[0], 200)
         server.stop()
         with open(server.env_file, "w") as handle:
@@ -148,7 +156,7 @@ class StartupAndBootstrap(unittest.TestCase):
             again.stop()
 
     def test_without_bootstrap_variables_no_token_exists(self):
-        server = FakeServer(env="PG_PASS=x\n")
+        server = self.track(FakeServer(env="PG_PASS=x\n"))
         try:
             self.assertEqual(server.get("/api/v3/admin/version/"), (403, {"detail": "Token invalid/expired"}))
             self.assertFalse(server.state()["setup"])
