@@ -59,6 +59,14 @@ impl TaskEnv for HostEnv {
         Ok(out)
     }
 
+    async fn open_tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError> {
+        Ok(self.transport.open_tunnel(host, port).await?)
+    }
+
     fn render_template_file(&self, path: &Path) -> Result<String, String> {
         self.templar
             .render_file(path, &self.vars)

@@ -571,6 +571,12 @@ impl Runner {
                         (result, false, false, vec![])
                     }
                 };
+            // Secrets a module declared are masked from now on, before anything shows them.
+            if let Some(Value::Array(secrets)) = result.remove(crate::modules::SECRETS_KEY) {
+                for s in secrets.iter().filter_map(Value::as_str) {
+                    self.redactor.add(s);
+                }
+            }
             if skipped {
                 return ItemOutcome {
                     result,

@@ -661,6 +661,14 @@ mod tests {
                 self.1.lock().unwrap().push(script.to_string());
                 self.0.run(script, stdin).await
             }
+            async fn open_tunnel(
+                &self,
+                _host: &str,
+                _port: u16,
+            ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError> {
+                Err(ModuleError::msg("no tunnels in the test environment"))
+            }
+
             fn render_template_file(&self, p: &std::path::Path) -> Result<String, String> {
                 self.0.render_template_file(p)
             }

@@ -55,6 +55,14 @@ pub trait TaskEnv: Send + Sync {
     /// Runs a POSIX `sh` script on the target (with become and the task's environment applied, `LANG=C`).
     /// Secrets go in `stdin`, never in the script text.
     async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<ExecOutput, ModuleError>;
+    /// Opens a TCP connection to `host:port` as seen from the target, through the host's SSH session
+    /// (modules that talk to an API on the target from the controller use it).
+    #[allow(dead_code)] // first user: the Authentik API modules
+    async fn open_tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError>;
     /// Renders a template file on the controller with the task's variables.
     fn render_template_file(&self, path: &Path) -> Result<String, String>;
     /// Finds a controller-side file named by a task (`src:`), searching `files/` or `templates/` beside the
@@ -116,6 +124,11 @@ impl Arg {
         self
     }
 }
+
+/// Result key under which a module lists secret values it returned (generated passwords, client
+/// secrets, private keys). The executor masks them everywhere from then on and removes the key;
+/// registered variables keep the values themselves.
+pub const SECRETS_KEY: &str = "_orch_secrets";
 
 /// A before/after pair for `--diff`.
 #[derive(Clone, Debug, Default)]

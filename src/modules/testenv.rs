@@ -70,6 +70,14 @@ impl TaskEnv for LocalEnv {
         })
     }
 
+    async fn open_tunnel(
+        &self,
+        _host: &str,
+        _port: u16,
+    ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError> {
+        Err(ModuleError::msg("no tunnels in the test environment"))
+    }
+
     fn render_template_file(&self, path: &Path) -> Result<String, String> {
         let mut text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
         for (name, value) in &self.vars {
