@@ -221,6 +221,14 @@ impl super::TaskEnv for NoCurlEnv {
         let script = format!("PATH={}; export PATH\n{script}", self.bin.path().display());
         self.inner.run(&script, stdin).await
     }
+    async fn open_tunnel(
+        &self,
+        _host: &str,
+        _port: u16,
+    ) -> Result<Box<dyn crate::transport::Tunnel>, super::ModuleError> {
+        Err(super::ModuleError::msg("no tunnels in the test environment"))
+    }
+
     fn render_template_file(&self, p: &std::path::Path) -> Result<String, String> {
         self.inner.render_template_file(p)
     }
