@@ -351,19 +351,26 @@ fn apt_waits_for_the_dpkg_lock_then_names_the_holder() {
     assert!(installed(&fleet, 0, &["orch-hello"]).is_empty());
     fleet.exec_ok(0, &format!("kill {holder}"));
 
-    // A POSIX lock as apt itself (and unattended-upgrades) takes it, released after ~3 s.
-    exec_detached(
-        &fleet,
+    // A POSIX lock as apt itself (and unattended-upgrades) takes it, held until the test releases it:
+    // the install can only succeed if orch waited for the lock.
+    fleet.exec_ok(
         0,
-        "exec python3 -c \"import fcntl,time; f=open('/var/lib/dpkg/lock','r+'); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(3)\"",
+        "printf 'import fcntl, os, time\\nf = open(\"/var/lib/dpkg/lock\", \"r+\")\\nfcntl.lockf(f, fcntl.LOCK_EX)\\nwhile not os.path.exists(\"/tmp/release\"):\\n    time.sleep(0.1)\\n' > /tmp/hold.py",
     );
+    exec_detached(&fleet, 0, "exec python3 /tmp/hold.py");
     wait_until_locked(&fleet, 0, "/var/lib/dpkg/lock");
-    fleet.write("long.yml", &playbook(20));
-    let started = Instant::now();
-    let waited_run = fleet.orch(&["run", "long.yml", "-i", &inv]);
+    fleet.write("long.yml", &playbook(60));
+    let running = fleet.orch_cmd(&["run", "long.yml", "-i", &inv]).spawn();
+    // Give orch time to reach the lock; nothing can be installed while it is held.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        installed(&fleet, 0, &["orch-hello"]).is_empty(),
+        "installed while the lock was held"
+    );
+    fleet.exec_ok(0, "touch /tmp/release");
+    let waited_run = running.wait();
     waited_run.assert_code(0);
     assert_eq!(waited_run.recap("h1").changed, 1, "{waited_run}");
-    assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(
         installed(&fleet, 0, &["orch-hello"]),
         vec!["orch-hello 1.0-1".to_string()]

@@ -646,6 +646,11 @@ impl Runner {
         if targets.is_empty() {
             return;
         }
+        if let Some(expr) = &task.once_per {
+            self.run_once_per(run, task, &targets, scope, expr, rescuable)
+                .await;
+            return;
+        }
         let name = self.task_title(run, task, &targets[0], scope);
         self.emit(Event::TaskStart {
             name: name.clone(),
@@ -679,6 +684,78 @@ impl Runner {
         // A failure inside a block with `rescue` is not a failed host (yet), as in Ansible.
         if !rescuable {
             self.check_failure_limits(run, task, &targets);
+        }
+    }
+
+    /// `once_per`: hosts grouped by the template's value; each group's first reachable host runs the
+    /// task (groups in parallel), and its result becomes every group member's result.
+    async fn run_once_per(
+        &self,
+        run: &PlayRun<'_>,
+        task: &Arc<Task>,
+        targets: &[String],
+        scope: &Scope,
+        expr: &str,
+        rescuable: bool,
+    ) {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for h in targets {
+            let Some(vars) = self.vars_for(run, h, &task.common.vars, scope) else {
+                continue;
+            };
+            let ctx = self.context(run, vars);
+            let key = match self.sources.templar.render_str(expr, &ctx) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.emit(Event::Warning(format!(
+                        "{h}: once_per '{expr}' cannot be evaluated ({}); the host runs the task on its own",
+                        e.message
+                    )));
+                    format!("\u{0}{h}")
+                }
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, hosts)) => hosts.push(h.clone()),
+                None => groups.push((key, vec![h.clone()])),
+            }
+        }
+        let leaders: Vec<String> = groups.iter().map(|(_, hosts)| hosts[0].clone()).collect();
+        let Some(first) = leaders.first() else { return };
+        let name = self.task_title(run, task, first, scope);
+        self.emit(Event::TaskStart {
+            name: name.clone(),
+            handler: false,
+            location: format!("{}:{}", task.span.file.display(), task.span.line),
+            hosts: leaders,
+        });
+        let forks = self.opts.forks.max(1);
+        futures::stream::iter(groups)
+            .map(|(_, hosts)| {
+                let name = name.clone();
+                async move {
+                    for h in &hosts {
+                        let result = self
+                            .run_task_on_host(run, task, h, scope, &name, rescuable)
+                            .await;
+                        self.emit(Event::HostDone { host: h.clone() });
+                        if self.host(h).map(|s| lock(&s).unreachable).unwrap_or(true) {
+                            // Fall back to the group's next host.
+                            continue;
+                        }
+                        if let Some(result) = result {
+                            for other in hosts.iter().filter(|o| *o != h) {
+                                self.apply_shared_result(task, other, &result);
+                            }
+                        }
+                        break;
+                    }
+                }
+            })
+            .buffer_unordered(forks)
+            .collect::<Vec<_>>()
+            .await;
+        if !rescuable {
+            self.check_failure_limits(run, task, targets);
         }
     }
 

@@ -929,6 +929,7 @@ impl Runner {
             until: None,
             retries: None,
             delay: None,
+            once_per: None,
         };
         let (result, status) = match self.host_env(run, &pseudo, host, &vars, &ctx, None).await {
             Err(EnvError::Unreachable(msg)) => {
@@ -1165,6 +1166,7 @@ fn apply_inherited(
                     until: t.until.clone(),
                     retries: t.retries.clone(),
                     delay: t.delay.clone(),
+                    once_per: t.once_per.clone(),
                 }))
             }
             TaskItem::Block(b) => TaskItem::Block(Arc::new(crate::playbook::Block {

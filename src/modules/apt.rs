@@ -115,12 +115,15 @@ orch_proc() {
 }
 # Waits up to $1 seconds for the dpkg/apt locks; leaves the seconds left in $orch_lock_left.
 orch_lock_wait() {
+  # Counts whole seconds slept, so that the wait is never shorter than asked (date +%s is coarse).
   _end=$(( $(date +%s) + $1 ))
+  _slept=0
   while _h=$(orch_lock_holder); do
-    if [ "$(date +%s)" -ge "$_end" ]; then
+    if [ "$_slept" -ge "$1" ]; then
       orch_fail "Failed to lock apt for exclusive operation: could not get lock ${_h%%	*} within $1 seconds: it is held by process ${_h#*	}"
     fi
     sleep 1
+    _slept=$((_slept + 1))
   done
   orch_lock_left=$(( _end - $(date +%s) ))
   [ "$orch_lock_left" -gt 0 ] || orch_lock_left=1
@@ -863,13 +866,26 @@ impl Module for Apt {
             Op::Install { .. } => {
                 with_cache_keys(&mut result);
                 let unknown = unknown_packages(&records);
-                if !unknown.is_empty() && !needs_update {
+                // In check mode the repository that provides them may be added by an earlier task
+                // that did not run: predict the install (the real run still fails if it is missing).
+                let assumed = check && !unknown.is_empty() && !needs_update;
+                if !unknown.is_empty() && !needs_update && !assumed {
                     return Err(ModuleError::msg(format!(
                         "No package matching '{}' is available",
                         unknown[0]
                     )));
                 }
-                sim_failed(&result)?;
+                if assumed {
+                    result.insert(
+                        "warnings".into(),
+                        json!([format!(
+                            "check mode: {} not in the apt cache yet; predicting the install, as a repository added by an earlier task would provide it",
+                            unknown.join(", ")
+                        )]),
+                    );
+                } else {
+                    sim_failed(&result)?;
+                }
                 let sel = selected(&records);
                 if !sel.is_empty() {
                     sim_result(&mut result);

@@ -102,6 +102,7 @@ const TASK_ONLY_KEYWORDS: &[&str] = &[
     "action",
     "local_action",
     "delegate_facts",
+    "once_per",
     "async",
     "poll",
 ];
@@ -950,6 +951,22 @@ impl Loader {
                 node.get("async").unwrap_or(node),
             ));
         }
+        let once_per = match node.get("once_per") {
+            None => None,
+            Some(n) => {
+                let expr = scalar_string(n)?;
+                if in_handlers {
+                    return Err(err("'once_per' is not supported on handlers", n));
+                }
+                if !crate::template::is_template(&expr) {
+                    return Err(err(
+                        "'once_per' needs a template giving each host's group, like \"{{ ansible_pve_cluster.id }}\"",
+                        n,
+                    ));
+                }
+                Some(expr)
+            }
+        };
         let task = Task {
             name,
             module: module.name().to_string(),
@@ -968,6 +985,7 @@ impl Loader {
             until,
             retries,
             delay,
+            once_per,
         };
         validate::task_templates(&task)?;
         Ok(task)

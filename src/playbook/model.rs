@@ -165,6 +165,9 @@ pub struct Task {
     pub until: Option<Condition>,
     pub retries: Option<Value>,
     pub delay: Option<Value>,
+    /// orch extension: run on the first reachable host of each distinct value of this template
+    /// (e.g. a cluster's identity), and give that result to every host of the group.
+    pub once_per: Option<String>,
 }
 
 impl Task {
