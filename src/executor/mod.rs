@@ -66,6 +66,8 @@ struct PlayRun<'a> {
     /// Set by max_fail_percentage, any_errors_fatal or end_play: nothing more runs in this play.
     aborted: AtomicBool,
     batch: Vec<String>,
+    /// Facts were gathered for the whole play already (batch_by).
+    facts_gathered: bool,
 }
 
 impl Runner {
@@ -292,7 +294,7 @@ impl Runner {
             return Ok(());
         }
         let play_vars = self.play_vars(play)?;
-        for batch in batches::serial_batches(&hosts, &play.serial) {
+        let make_run = |batch: Vec<String>, facts_gathered: bool| {
             let vars = Arc::new(PlayVars {
                 vars: play_vars.clone(),
                 play_hosts_all: hosts.clone(),
@@ -306,13 +308,31 @@ impl Runner {
             });
             let hostvars =
                 hostvars::HostVars::value(self.sources.clone(), self.hosts.clone(), vars.clone());
-            let run = PlayRun {
+            PlayRun {
                 play,
                 vars,
                 hostvars,
                 aborted: AtomicBool::new(false),
-                batch: batch.clone(),
-            };
+                batch,
+                facts_gathered,
+            }
+        };
+        let (batches, facts_gathered) = match &play.batch_by {
+            None => (batches::serial_batches(&hosts, &play.serial), false),
+            Some(expr) => {
+                // Batches usually follow a fact (the cluster): gather first, for all hosts at once.
+                let all = make_run(hosts.clone(), false);
+                if play.gather_facts {
+                    self.gather_facts(&all).await;
+                }
+                (
+                    self.group_hosts(&all, &hosts, expr, &Map::new(), &Scope::new()),
+                    play.gather_facts,
+                )
+            }
+        };
+        for batch in batches {
+            let run = make_run(batch.clone(), facts_gathered);
             self.run_batch(&run).await;
             let all_down = batch.iter().all(|h| {
                 self.host(h)
@@ -387,7 +407,7 @@ impl Runner {
     async fn run_batch(&self, run: &PlayRun<'_>) {
         let play = run.play;
         let scope = Scope::new();
-        if play.gather_facts {
+        if play.gather_facts && !run.facts_gathered {
             self.gather_facts(run).await;
         }
         for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
@@ -698,28 +718,8 @@ impl Runner {
         expr: &str,
         rescuable: bool,
     ) {
-        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-        for h in targets {
-            let Some(vars) = self.vars_for(run, h, &task.common.vars, scope) else {
-                continue;
-            };
-            let ctx = self.context(run, vars);
-            let key = match self.sources.templar.render_str(expr, &ctx) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.emit(Event::Warning(format!(
-                        "{h}: once_per '{expr}' cannot be evaluated ({}); the host runs the task on its own",
-                        e.message
-                    )));
-                    format!("\u{0}{h}")
-                }
-            };
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, hosts)) => hosts.push(h.clone()),
-                None => groups.push((key, vec![h.clone()])),
-            }
-        }
-        let leaders: Vec<String> = groups.iter().map(|(_, hosts)| hosts[0].clone()).collect();
+        let groups = self.group_hosts(run, targets, expr, &task.common.vars, scope);
+        let leaders: Vec<String> = groups.iter().map(|hosts| hosts[0].clone()).collect();
         let Some(first) = leaders.first() else { return };
         let name = self.task_title(run, task, first, scope);
         self.emit(Event::TaskStart {
@@ -730,7 +730,7 @@ impl Runner {
         });
         let forks = self.opts.forks.max(1);
         futures::stream::iter(groups)
-            .map(|(_, hosts)| {
+            .map(|hosts| {
                 let name = name.clone();
                 async move {
                     for h in &hosts {
@@ -757,6 +757,44 @@ impl Runner {
         if !rescuable {
             self.check_failure_limits(run, task, targets);
         }
+    }
+
+    /// Hosts grouped by the value of `expr` (a template over each host's variables), groups in the
+    /// order their first host appears. A host whose value cannot be computed forms its own group.
+    fn group_hosts(
+        &self,
+        run: &PlayRun<'_>,
+        hosts: &[String],
+        expr: &str,
+        task_vars: &Map<String, Value>,
+        scope: &Scope,
+    ) -> Vec<Vec<String>> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for h in hosts {
+            let key = match self.vars_for(run, h, task_vars, scope) {
+                Some(vars) => {
+                    let ctx = self.context(run, vars);
+                    match self.sources.templar.render_str(expr, &ctx) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            if self.is_active(h) {
+                                self.emit(Event::Warning(format!(
+                                    "{h}: '{expr}' cannot be evaluated ({}); the host is a group of its own",
+                                    e.message
+                                )));
+                            }
+                            format!("\u{0}{h}")
+                        }
+                    }
+                }
+                None => format!("\u{0}{h}"),
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(h.clone()),
+                None => groups.push((key, vec![h.clone()])),
+            }
+        }
+        groups.into_iter().map(|(_, members)| members).collect()
     }
 
     fn apply_shared_result(&self, task: &Task, host: &str, result: &Value) {

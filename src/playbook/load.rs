@@ -30,6 +30,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "post_tasks",
     "handlers",
     "serial",
+    "batch_by",
     "max_fail_percentage",
     "any_errors_fatal",
     "strategy",
@@ -332,6 +333,25 @@ impl Loader {
             None => Vec::new(),
             Some(v) => serial_steps(v)?,
         };
+        let batch_by = match node.get("batch_by") {
+            None => None,
+            Some(n) => {
+                let expr = scalar_string(n)?;
+                if !crate::template::is_template(&expr) {
+                    return Err(err(
+                        "'batch_by' needs a template giving each host's batch, like \"{{ ansible_pve_cluster.id }}\"",
+                        n,
+                    ));
+                }
+                if !serial.is_empty() {
+                    return Err(err(
+                        "'batch_by' and 'serial' cannot be combined in one play",
+                        n,
+                    ));
+                }
+                Some(expr)
+            }
+        };
         let max_fail_percentage = match node.get("max_fail_percentage") {
             None => None,
             Some(v) => Some(percentage(v)?),
@@ -391,6 +411,7 @@ impl Loader {
             post_tasks,
             handlers,
             serial,
+            batch_by,
             max_fail_percentage,
             any_errors_fatal,
             force_handlers,

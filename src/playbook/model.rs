@@ -52,6 +52,9 @@ pub struct Play {
     pub post_tasks: Vec<TaskItem>,
     pub handlers: Vec<Arc<Task>>,
     pub serial: Vec<SerialStep>,
+    /// orch extension: one batch per distinct value of this template over the play's hosts
+    /// (e.g. `{{ ansible_pve_cluster.id }}`: one cluster at a time), in inventory order.
+    pub batch_by: Option<String>,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
     pub force_handlers: bool,
