@@ -82,6 +82,18 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
             for h in &hosts {
                 listing.push_str(&format!("      {h}\n"));
             }
+            // The rollout order, so that a user sees it before running.
+            if let Some(expr) = &play.batch_by {
+                listing.push_str(&format!(
+                    "    batches: one per value of {expr} (known once facts are gathered)\n"
+                ));
+            } else if !play.serial.is_empty() {
+                let batches = crate::executor::batches::serial_batches(&hosts, &play.serial);
+                listing.push_str(&format!("    batches ({}):\n", batches.len()));
+                for (n, batch) in batches.iter().enumerate() {
+                    listing.push_str(&format!("      #{}: {}\n", n + 1, batch.join(", ")));
+                }
+            }
         }
         if args.list_tasks {
             listing.push_str(&format!(

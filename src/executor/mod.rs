@@ -1,6 +1,6 @@
 //! Running plays: batches, strategies, blocks, handlers; one session per host for the whole run.
 
-mod batches;
+pub mod batches;
 mod connect;
 mod env;
 mod hostvars;
