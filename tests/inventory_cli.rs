@@ -63,3 +63,31 @@ fn unknown_option_exits_5() {
     let out = OrchCommand::new(&["run", "x.yml", "--bogus"], home.path(), home.path()).run();
     out.assert_code(5);
 }
+
+#[test]
+fn import_playbook_vars_reach_the_imported_plays_hosts() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("hosts"), "[web]\na\n\n[db]\nb\n").expect("inventory");
+    std::fs::write(
+        dir.path().join("sub.yml"),
+        "- hosts: \"{{ grp | default('db') }}\"\n  gather_facts: no\n  tasks:\n    - debug: {msg: hi}\n",
+    )
+    .expect("sub");
+    std::fs::write(
+        dir.path().join("main.yml"),
+        "- import_playbook: sub.yml\n  vars: {grp: web}\n- import_playbook: sub.yml\n",
+    )
+    .expect("main");
+    let home = tempfile::tempdir().expect("home");
+    let out = OrchCommand::new(
+        &["run", "main.yml", "-i", "hosts", "--list-hosts"],
+        dir.path(),
+        home.path(),
+    )
+    .run();
+    out.assert_code(0);
+    let plays: Vec<&str> = out.stdout.split("play #").skip(1).collect();
+    assert_eq!(plays.len(), 2, "{out}");
+    assert!(plays[0].contains("hosts (1):\n      a\n"), "{out}");
+    assert!(plays[1].contains("hosts (1):\n      b\n"), "{out}");
+}

@@ -144,7 +144,10 @@ impl Runner {
     /// Hosts a play targets, after `--limit`, in the play's `order`. Errors are static (bad patterns).
     pub fn play_hosts(&self, play: &Play) -> Result<Vec<String>, Diagnostic> {
         let pattern = if crate::template::Templar::is_template(&play.hosts) {
-            let ctx = crate::template::from_json(&Value::Object(self.sources.extra_vars.clone()));
+            // `hosts:` is templated before any host is known: play vars and extra vars only.
+            let mut vars = play.vars.clone();
+            vars.extend(self.sources.extra_vars.clone());
+            let ctx = crate::template::from_json(&Value::Object(vars));
             self.sources
                 .templar
                 .render_str(&play.hosts, &ctx)

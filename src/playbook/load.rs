@@ -224,7 +224,34 @@ impl Loader {
                         target,
                     ));
                 }
-                plays.extend(self.playbook_file(&resolved)?);
+                for (k, _) in item.as_map().unwrap_or(&[]) {
+                    let key = key_name(k)?;
+                    if ![
+                        "import_playbook",
+                        "ansible.builtin.import_playbook",
+                        "vars",
+                        "name",
+                    ]
+                    .contains(&key.as_str())
+                    {
+                        return Err(unknown_keyword(
+                            "import_playbook",
+                            &key,
+                            k,
+                            &["vars", "name"],
+                        ));
+                    }
+                }
+                // `vars:` on the import are parameters of the imported plays (they win over the
+                // plays' own defaults, and `hosts:` templates see them).
+                let params = match item.get("vars") {
+                    Some(v) => vars_map(v)?,
+                    None => Map::new(),
+                };
+                for mut play in self.playbook_file(&resolved)? {
+                    play.vars.extend(params.clone());
+                    plays.push(play);
+                }
                 continue;
             }
             plays.push(self.play(item)?);
