@@ -65,6 +65,7 @@ fn playbook() -> String {
         content: "{{{{ provider.client_secret }}}}"
         dest: /root/client_secret
         mode: "0600"
+      when: not ansible_check_mode
     - name: show the realm settings
       debug:
         msg: "issuer={{{{ app.issuer_url }}}} client_id={{{{ provider.client_id }}}} key={{{{ cert.key_type }}}}"
@@ -141,7 +142,9 @@ fn start_fake(fleet: &Fleet, version: &str, token: &str) {
         assert!(
             Instant::now() < deadline,
             "fake authentik not ready: {}",
-            fleet.exec(0, "cat /var/log/fake-authentik/stderr.log").stdout
+            fleet
+                .exec(0, "cat /var/log/fake-authentik/stderr.log")
+                .stdout
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -224,6 +227,20 @@ fn suite(version: &str, test_name: &str) {
     let inv = fleet.inventory();
     let inv = inv.to_str().unwrap();
 
+    // Check mode on an empty Authentik: all three objects would be created, none is.
+    let dry = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff"]);
+    dry.assert_code(0);
+    assert_eq!(
+        changed_tasks(&dry.stdout),
+        vec!["signing key", "provider", "application"],
+        "{dry}"
+    );
+    dry.assert_stdout_contains("(to be created: proxmox-oidc)");
+    let untouched = state(&fleet);
+    assert_eq!(untouched["providers"], serde_json::json!([]));
+    assert_eq!(untouched["applications"], serde_json::json!([]));
+    assert_no_secret(&dry, &[&token]);
+
     // First run: everything is created.
     let first = fleet.orch(&["run", "site.yml", "-i", inv, "--diff", "-vvv"]);
     first.assert_code(0);
@@ -284,13 +301,19 @@ fn suite(version: &str, test_name: &str) {
         "curl -s http://127.0.0.1:9000/application/o/proxmox/.well-known/openid-configuration",
     ))
     .unwrap();
-    assert_eq!(discovery["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
     assert_no_secret(&first, &[&token, &secret]);
 
     // Second run: nothing to do (also as JSON events).
     let second = fleet.orch(&["run", "site.yml", "-i", inv, "--output", "json", "-vvv"]);
     second.assert_code(0);
-    assert!(!second.stdout.contains("\"changed\":true") && !second.stdout.contains("\"changed\": true"), "{second}");
+    assert!(
+        !second.stdout.contains("\"changed\":true") && !second.stdout.contains("\"changed\": true"),
+        "{second}"
+    );
     assert_no_secret(&second, &[&token, &secret]);
     let human = fleet.orch(&["run", "site.yml", "-i", inv]);
     human.assert_code(0);
@@ -312,7 +335,10 @@ fn suite(version: &str, test_name: &str) {
     assert_eq!(changed_tasks(&check.stdout), vec!["provider"], "{check}");
     check.assert_stdout_contains(REDIRECTS[1]);
     check.assert_stdout_contains("redirect_uris");
-    assert_eq!(urls(by(&state(&fleet), "providers", "name", "proxmox")).len(), 2);
+    assert_eq!(
+        urls(by(&state(&fleet), "providers", "name", "proxmox")).len(),
+        2
+    );
     assert_no_secret(&check, &[&token, &secret]);
     let repair = fleet.orch(&["run", "site.yml", "-i", inv, "--diff"]);
     repair.assert_code(0);
@@ -320,8 +346,15 @@ fn suite(version: &str, test_name: &str) {
     let repaired = state(&fleet);
     let provider = by(&repaired, "providers", "name", "proxmox");
     assert_eq!(urls(provider), sorted(&REDIRECTS));
-    assert_eq!(provider["client_secret"], secret.as_str(), "the client secret must survive");
-    assert_eq!(repaired["certificatekeypairs"].as_array().unwrap().len(), s["certificatekeypairs"].as_array().unwrap().len());
+    assert_eq!(
+        provider["client_secret"],
+        secret.as_str(),
+        "the client secret must survive"
+    );
+    assert_eq!(
+        repaired["certificatekeypairs"].as_array().unwrap().len(),
+        s["certificatekeypairs"].as_array().unwrap().len()
+    );
     assert_no_secret(&repair, &[&token, &secret]);
     let again = fleet.orch(&["run", "site.yml", "-i", inv]);
     assert_eq!(again.recap("h1").changed, 0, "{again}");
@@ -340,10 +373,19 @@ fn suite(version: &str, test_name: &str) {
     let ecdsa = fleet.orch(&["run", "ecdsa.yml", "-i", inv, "-e", &token_var, "-vvv"]);
     assert_ne!(ecdsa.code, 0, "{ecdsa}");
     let out = ecdsa.stdout.replace("\\\"", "\"");
-    for needle in ["'ec-pair' is ECDSA", "401", "RS256", "delete or rename", "another name"] {
+    for needle in [
+        "'ec-pair' is ECDSA",
+        "401",
+        "RS256",
+        "delete or rename",
+        "another name",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{ecdsa}");
     }
-    assert!(out.contains("set signing_key to an RSA key pair"), "{ecdsa}");
+    assert!(
+        out.contains("set signing_key to an RSA key pair"),
+        "{ecdsa}"
+    );
     assert_eq!(ecdsa.recap("h1").failed, 1, "{ecdsa}");
     assert!(
         !state(&fleet)["providers"]
@@ -364,4 +406,103 @@ fn authentik_api_modules_converge_on_2024_12() {
 #[test]
 fn authentik_api_modules_converge_on_2026_5() {
     suite("2026.5.6", "ak-api-2026-5");
+}
+
+/// `authentik_url`: straight to Authentik's HTTPS port from the controller (no tunnel); the
+/// self-signed certificate is refused unless `validate_certs: false`.
+#[test]
+fn authentik_url_reaches_the_api_over_https_directly() {
+    let fleet = Fleet::start("ak-api-direct", 1);
+    let token = format!("ak-direct-token-{}", std::process::id());
+    let container = &fleet.host(0).container;
+    let copied = run_bounded(
+        Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("run docker cp");
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    fleet.exec_ok(
+        0,
+        &format!(
+            "mkdir -p /opt/authentik /var/log/fake-authentik && \
+             printf 'AUTHENTIK_BOOTSTRAP_TOKEN={token}\\n' > /opt/authentik/.env"
+        ),
+    );
+    let started = run_bounded(
+        Command::new("docker").args([
+            "exec",
+            "-d",
+            container,
+            "sh",
+            "-c",
+            "exec python3 /opt/fake_authentik.py --env-file /opt/authentik/.env --https-port 9443 \
+             2>/var/log/fake-authentik/stderr.log",
+        ]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("run docker exec -d");
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let url = format!("https://{}:9443", fleet.host(0).ip);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet
+        .exec_ok(0, &format!("curl -sk -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' {url}/api/v3/core/users/me/; true"))
+        .trim()
+        != "200"
+    {
+        assert!(Instant::now() < deadline, "fake authentik not ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let play = |validate: bool| {
+        format!(
+            r#"
+- hosts: localhost
+  connection: local
+  gather_facts: no
+  tasks:
+    - authentik_certificate:
+        name: direct-key
+        mode: import
+        key_size: 2048
+        authentik_url: "{url}"
+        validate_certs: {validate}
+        token: "{{{{ ak_token }}}}"
+      register: cert
+    - debug:
+        msg: "pk={{{{ cert.pk }}}} type={{{{ cert.key_type }}}} version={{{{ cert.authentik_version }}}}"
+"#
+        )
+    };
+    let token_var = format!("ak_token={token}");
+    fleet.write("strict.yml", &play(true));
+    let strict = fleet.orch(&["run", "strict.yml", "-e", &token_var]);
+    assert_ne!(strict.code, 0, "{strict}");
+    strict.assert_stdout_contains("ca_path");
+    fleet.write("direct.yml", &play(false));
+    let direct = fleet.orch(&["run", "direct.yml", "-e", &token_var, "-vvv"]);
+    direct.assert_code(0);
+    direct.assert_stdout_contains("type=rsa version=2026.5.6");
+    assert_no_secret(&direct, &[&token]);
+    let s = state(&fleet);
+    let pair = by(&s, "certificatekeypairs", "name", "direct-key");
+    assert_eq!(pair["cert_key_type"], "rsa");
+    // Imported from rcgen: orch's subject, the key stored in Authentik, never printed.
+    assert!(
+        pair["cert_subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("O=orch"),
+        "{pair}"
+    );
+    let key_body: String = pair["key_data"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(key_body.len() > 100);
+    assert!(!direct.stdout.contains(&key_body[..64]), "{direct}");
+    let again = fleet.orch(&["run", "direct.yml", "-e", &token_var]);
+    assert_eq!(again.recap("localhost").changed, 0, "{again}");
 }

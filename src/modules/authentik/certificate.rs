@@ -156,12 +156,14 @@ pub fn check_usable(pair: &Value, features: &Features, fix: &str) -> Result<(), 
         }
         // Before 2025.12 the type comes from the private key, so it is unknown without one.
         None if !has_key => {}
-        None => return Err(ModuleError::with_result(
-            format!(
+        None => {
+            return Err(ModuleError::with_result(
+                format!(
                 "Authentik did not tell the key type of key pair '{name}'; an RSA pair is required"
             ),
-            pair_result(pair, features),
-        )),
+                pair_result(pair, features),
+            ))
+        }
     }
     if !has_key {
         return Err(ModuleError::with_result(

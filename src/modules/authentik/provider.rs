@@ -575,11 +575,13 @@ async fn resolve(
             pair.get("pk").and_then(scalar_text)
         }
         None if env.check_mode() => None,
-        None => return Err(ModuleError::msg(format!(
+        None => {
+            return Err(ModuleError::msg(format!(
             "Authentik has no certificate-key pair named '{}' (signing_key): create it first with \
                  authentik_certificate",
             wanted.signing_key
-        ))),
+        )))
+        }
     };
     Ok(Resolved {
         authorization_flow,
