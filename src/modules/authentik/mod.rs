@@ -123,6 +123,28 @@ mod tests {
     }
 
     #[test]
+    fn every_module_accepts_the_connection_arguments() {
+        use crate::modules::Module;
+        let modules: [&dyn Module; 3] = [
+            &AuthentikCertificate,
+            &AuthentikProviderOauth2,
+            &AuthentikApplication,
+        ];
+        for module in modules {
+            let names: Vec<&str> = module.spec().args.iter().map(|a| a.name).collect();
+            for arg in api::CONNECTION_ARGS {
+                assert!(
+                    names.contains(&arg.name),
+                    "{} lacks {}",
+                    module.name(),
+                    arg.name
+                );
+            }
+            assert!(crate::modules::registry::find(module.name()).is_some());
+        }
+    }
+
+    #[test]
     fn diffs_show_absent_objects_as_empty() {
         let d = json_diff("provider proxmox", None, &json!({"name": "proxmox"}));
         assert_eq!(d.before, "");
