@@ -19,6 +19,7 @@ pub mod remote;
 
 pub mod apt;
 pub mod apt_repository;
+pub mod authentik;
 pub mod blockinfile;
 pub mod compose_v2;
 pub mod copy;

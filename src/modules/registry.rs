@@ -2,6 +2,7 @@
 
 use super::apt::Apt;
 use super::apt_repository::AptRepository;
+use super::authentik::{AuthentikApplication, AuthentikCertificate, AuthentikProviderOauth2};
 use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
@@ -53,6 +54,9 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Apt,
     &Deb822Repository,
     &AptRepository,
+    &AuthentikCertificate,
+    &AuthentikProviderOauth2,
+    &AuthentikApplication,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.

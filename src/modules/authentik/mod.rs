@@ -1,0 +1,153 @@
+//! Authentik API modules, run on the controller against the Authentik host's API (through the
+//! host's SSH session by default): `authentik_certificate`, `authentik_provider_oauth2`,
+//! `authentik_application`. Facts: /work/shared/reference/authentik-api.md.
+#![allow(dead_code)]
+
+pub mod api;
+pub mod application;
+pub mod certificate;
+pub mod provider;
+pub mod version;
+
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use super::{Diff, ModuleError, Plan};
+use api::Client;
+
+pub use application::AuthentikApplication;
+pub use certificate::AuthentikCertificate;
+pub use provider::AuthentikProviderOauth2;
+
+/// An `ArgSpec` with the module's own arguments followed by the connection arguments.
+macro_rules! authentik_spec {
+    ($($arg:expr),* $(,)?) => {
+        $crate::modules::ArgSpec {
+            args: &[
+                $($arg,)*
+                $crate::modules::Arg::opt("authentik_url"),
+                $crate::modules::Arg::opt("authentik_host"),
+                $crate::modules::Arg::opt("api_host"),
+                $crate::modules::Arg::opt("api_port"),
+                $crate::modules::Arg::opt("token"),
+                $crate::modules::Arg::opt("env_file_path"),
+                $crate::modules::Arg::opt("token_key"),
+                $crate::modules::Arg::opt("validate_certs"),
+                $crate::modules::Arg::opt("ca_path"),
+                $crate::modules::Arg::opt("timeout"),
+            ],
+            free_form: None,
+            any_keys: false,
+        }
+    };
+}
+pub(crate) use authentik_spec;
+
+/// Shown instead of a secret value in diffs.
+pub const MASKED: &str = "********";
+
+/// What `plan` hands to `apply`: the open client and the module's planned work.
+pub struct Pending<T> {
+    pub client: Client,
+    pub work: T,
+}
+
+impl<T: Send + 'static> Pending<T> {
+    pub fn into_plan_data(self) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(Mutex::new(Some(self))))
+    }
+
+    pub fn from_plan(plan: &mut Plan) -> Result<Pending<T>, ModuleError> {
+        plan.data
+            .take()
+            .and_then(|data| data.downcast::<Mutex<Option<Pending<T>>>>().ok())
+            .and_then(|cell| cell.into_inner().ok().flatten())
+            .ok_or_else(|| ModuleError::msg("internal error: the plan lost its data"))
+    }
+}
+
+/// A before/after diff of two JSON views (empty text for an object that does not exist).
+pub fn json_diff(name: &str, before: Option<&Value>, after: &Value) -> Diff {
+    let render = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    Diff {
+        before_header: format!("{name} (Authentik)"),
+        after_header: format!("{name} (Authentik)"),
+        before: before.map(render).unwrap_or_default(),
+        after: render(after),
+    }
+}
+
+/// The explanation for a key pair that Proxmox VE cannot use to verify ID tokens.
+pub fn not_rsa_message(pair_name: &str, key_type: &str, fix: &str) -> String {
+    let (kind, alg) = match key_type {
+        "ec" => ("ECDSA", "ES256/ES384"),
+        "ed25519" | "ed448" => ("EdDSA", "EdDSA"),
+        "dsa" => ("DSA", "non-RS256"),
+        _ => (key_type, "non-RS256"),
+    };
+    format!(
+        "Authentik key pair '{pair_name}' is {kind} ({key_type}), not RSA. A provider signing with it issues \
+         {alg}-signed ID tokens, and Proxmox VE (proxmox-openid with openidconnect 2.x, PVE 7 and 8) verifies \
+         RS256 only: every OpenID login would fail with HTTP 401 \"authentication failure\" (the node's syslog \
+         says \"openid authentication failure ... Failed to verify ID token\"). Fix: {fix}"
+    )
+}
+
+/// Result keys common to a found or created Authentik object.
+pub fn base_result(client: &Client) -> Map<String, Value> {
+    let mut result = Map::new();
+    client.version_keys(&mut result);
+    result
+}
+
+/// A value as a string key for comparisons ("12" for 12).
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn not_rsa_message_names_the_401_and_the_fix() {
+        let msg = not_rsa_message("pve", "ec", "rename it");
+        assert!(msg.contains("'pve' is ECDSA"), "{msg}");
+        assert!(msg.contains("401") && msg.contains("RS256") && msg.ends_with("rename it"));
+    }
+
+    #[test]
+    fn every_module_accepts_the_connection_arguments() {
+        use crate::modules::Module;
+        let modules: [&dyn Module; 3] = [
+            &AuthentikCertificate,
+            &AuthentikProviderOauth2,
+            &AuthentikApplication,
+        ];
+        for module in modules {
+            let names: Vec<&str> = module.spec().args.iter().map(|a| a.name).collect();
+            for arg in api::CONNECTION_ARGS {
+                assert!(
+                    names.contains(&arg.name),
+                    "{} lacks {}",
+                    module.name(),
+                    arg.name
+                );
+            }
+            assert!(crate::modules::registry::find(module.name()).is_some());
+        }
+    }
+
+    #[test]
+    fn diffs_show_absent_objects_as_empty() {
+        let d = json_diff("provider proxmox", None, &json!({"name": "proxmox"}));
+        assert_eq!(d.before, "");
+        assert!(d.after.contains("\"name\": \"proxmox\""));
+    }
+}
