@@ -19,12 +19,14 @@ pub mod remote;
 
 pub mod apt;
 pub mod apt_repository;
+pub mod authentik_wait;
 pub mod blockinfile;
 pub mod compose_v2;
 pub mod copy;
 pub mod deb822_repository;
 pub mod docker_compose_v2;
 pub mod docker_compose_v2_pull;
+pub mod env_file;
 pub mod file;
 pub mod filecommon;
 pub mod get_url;

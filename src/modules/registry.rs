@@ -2,6 +2,7 @@
 
 use super::apt::Apt;
 use super::apt_repository::AptRepository;
+use super::authentik_wait::AuthentikWait;
 use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
@@ -9,6 +10,7 @@ use super::copy::Copy;
 use super::deb822_repository::Deb822Repository;
 use super::docker_compose_v2::DockerComposeV2;
 use super::docker_compose_v2_pull::DockerComposeV2Pull;
+use super::env_file::EnvFile;
 use super::file::File;
 use super::get_url::GetUrl;
 use super::group::Group;
@@ -53,6 +55,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &Apt,
     &Deb822Repository,
     &AptRepository,
+    &EnvFile,
+    &AuthentikWait,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
