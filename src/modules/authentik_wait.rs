@@ -219,18 +219,21 @@ mod tests {
 
     const TOKEN: &str = "tok-\"quoted\\-4711";
 
+    /// Request paths with their Authorization header, in arrival order.
+    type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
     /// A fake authentik: ready after `ready_after` ready probes, the token accepted after
     /// `auth_after` authenticated probes. Records every request line and Authorization header.
     struct Fake {
         port: u16,
-        log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+        log: RequestLog,
     }
 
     impl Fake {
         fn start(ready_after: usize, auth_after: usize) -> Fake {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
-            let log: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+            let log: RequestLog = Arc::default();
             let shared = log.clone();
             std::thread::spawn(move || {
                 for stream in listener.incoming().flatten() {

@@ -1032,11 +1032,7 @@ mod tests {
         let plan = EnvFile.plan(&env, &a).await.unwrap();
         // Another controller wins the race and writes its own secret first.
         std::fs::write(&path, "TOKEN=theirs\n").unwrap();
-        let err = EnvFile
-            .apply(&env, &a, plan)
-            .await
-            .err()
-            .expect("must fail");
+        let err = EnvFile.apply(&env, &a, plan).await.expect_err("must fail");
         let ModuleError::Failed { msg, .. } = err else {
             panic!("transport error")
         };
