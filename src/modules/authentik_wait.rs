@@ -135,7 +135,9 @@ impl Module for AuthentikWait {
             secrets.insert(SECRETS_KEY.into(), Value::from(vec![token.clone()]));
         }
         if env.check_mode() {
+            // The executor reports a task skipped in check mode only when its plan has changes.
             return Ok(Plan {
+                changed: true,
                 skip_in_check: Some(
                     "authentik_wait does not run in check mode (Authentik may not be running yet)"
                         .into(),
