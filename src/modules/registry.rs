@@ -3,6 +3,7 @@
 use super::apt::Apt;
 use super::apt_repository::AptRepository;
 use super::authentik::{AuthentikApplication, AuthentikCertificate, AuthentikProviderOauth2};
+use super::authentik_wait::AuthentikWait;
 use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
 use super::control::{Assert, Debug, Fail, Pause, SetFact};
@@ -10,6 +11,7 @@ use super::copy::Copy;
 use super::deb822_repository::Deb822Repository;
 use super::docker_compose_v2::DockerComposeV2;
 use super::docker_compose_v2_pull::DockerComposeV2Pull;
+use super::env_file::EnvFile;
 use super::file::File;
 use super::get_url::GetUrl;
 use super::group::Group;
@@ -57,6 +59,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &AuthentikCertificate,
     &AuthentikProviderOauth2,
     &AuthentikApplication,
+    &EnvFile,
+    &AuthentikWait,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
