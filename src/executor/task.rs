@@ -678,14 +678,13 @@ impl Runner {
             vec![]
         };
         if env.check_mode {
-            if plan.changed {
-                if let Some(msg) = &plan.skip_in_check {
-                    let mut r = plan.result.clone();
-                    r.insert("changed".into(), json!(false));
-                    r.insert("skipped".into(), json!(true));
-                    r.insert("msg".into(), json!(msg));
-                    return Ok((r, false, true, diffs));
-                }
+            // The module cannot predict its outcome: skipped, whatever the plan says.
+            if let Some(msg) = &plan.skip_in_check {
+                let mut r = plan.result.clone();
+                r.insert("changed".into(), json!(false));
+                r.insert("skipped".into(), json!(true));
+                r.insert("msg".into(), json!(msg));
+                return Ok((r, false, true, diffs));
             }
             let mut r = plan.result.clone();
             r.insert("changed".into(), json!(plan.changed));
