@@ -134,23 +134,24 @@ struct Verdict {
     signing_algs: Option<Vec<String>>,
 }
 
+/// curl's own error line (`curl: (60) SSL certificate problem: ...` → the part after the exit
+/// status, which is reported separately); the advice paragraph curl prints after it is dropped.
 fn curl_detail(err: &str) -> String {
-    err.lines()
-        .map(|l| {
-            let l = l.trim_start_matches("curl: ").trim();
-            // `(60) SSL certificate problem: ...`: the exit status is reported separately.
-            match l.split_once(") ") {
-                Some((code, rest))
-                    if code.starts_with('(') && code[1..].bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    rest
-                }
-                _ => l,
-            }
-        })
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    let line = err
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("curl: "))
+        .or_else(|| err.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    let line = line.trim_start_matches("curl: ");
+    match line.split_once(") ") {
+        Some((code, rest))
+            if code.starts_with('(') && code[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            rest.to_string()
+        }
+        _ => line.to_string(),
+    }
 }
 
 fn judge(issuer: &str, host: &str, port: u16, timeout: u64, alg: &str, seen: &Observed) -> Verdict {
@@ -538,7 +539,10 @@ mod tests {
         let mut untrusted = ok_doc("https://auth.example.com/application/o/other/", &["ES256"]);
         untrusted.curl_rc = 60;
         untrusted.http_code = None;
-        untrusted.curl_error = "curl: (60) SSL certificate problem: self-signed certificate".into();
+        untrusted.curl_error = "curl: (60) SSL certificate problem: self-signed certificate\n\
+            More details here: https://curl.se/docs/sslcerts.html\n\ncurl failed to verify the \
+            legitimacy of the server\n"
+            .into();
         untrusted.insecure = Some((0, Some(200)));
         untrusted.cert_info = Some("subject=CN = auth".into());
         let v = judge_default(ISSUER, &untrusted);

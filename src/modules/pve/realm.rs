@@ -378,6 +378,25 @@ fn check_versions(node: &NodeInfo, desired: &Desired) -> Result<(), ModuleError>
     )))
 }
 
+/// Keys the node's parser could not read (`file domains.cfg line 12 (section 'oidc') - unable to
+/// parse value of 'audiences': ...`): a newer node wrote them, and this node's next write of
+/// domains.cfg would silently drop them (reference §3.1). Returned as `realm.key`.
+fn unreadable_keys(stderr: &str) -> Vec<String> {
+    let mut keys: Vec<String> = stderr
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("(section '")?;
+            let (section, rest) = rest.split_once("')")?;
+            let (_, rest) = rest.split_once("unable to parse value of '")?;
+            let (key, _) = rest.split_once('\'')?;
+            Some(format!("{section}.{key}"))
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// The write the plan chose.
 #[derive(Clone, Debug, PartialEq)]
 enum Action {
@@ -858,8 +877,20 @@ impl Module for PveRealm {
         let planned = plan_realm(&name, present, recreate, &desired, current.as_ref())
             .map_err(with_secrets)?;
         let changed = planned.action != Action::None;
+        let unreadable = unreadable_keys(&read.stderr);
         if changed {
             node.require_quorum("pve_realm").map_err(with_secrets)?;
+            if !unreadable.is_empty() {
+                return Err(with_secrets(ModuleError::msg(format!(
+                    "pve_realm: this node's libpve-access-control ({}) cannot read {} in \
+                     /etc/pve/domains.cfg, and pveum rewrites the whole file: a change from here \
+                     would drop {}. Run pve_realm on the cluster's node with the newest \
+                     libpve-access-control, or upgrade this one",
+                    node.version_text(),
+                    unreadable.join(", "),
+                    if unreadable.len() == 1 { "it" } else { "them" }
+                ))));
+            }
         }
 
         let mut result = Map::new();
@@ -893,6 +924,17 @@ impl Module for PveRealm {
                 .collect::<Vec<_>>()),
         );
         if !changed {
+            if !unreadable.is_empty() {
+                result.insert(
+                    "warnings".into(),
+                    json!([format!(
+                        "libpve-access-control {} on this node cannot read {} in \
+                         /etc/pve/domains.cfg: any realm change made from this node drops them",
+                        node.version_text(),
+                        unreadable.join(", ")
+                    )]),
+                );
+            }
             return Ok(Plan::unchanged(result));
         }
         let header = format!("/etc/pve/domains.cfg (realm {name})");
@@ -1215,6 +1257,15 @@ mod tests {
         let userinfo_off = desired(json!({"name": "r", "query_userinfo": false}));
         assert!(err_msg(check_versions(&node("8.1.4"), &userinfo_off))
             .contains("query_userinfo needs libpve-access-control >= 8.2.1"));
+    }
+
+    #[test]
+    fn keys_an_older_node_cannot_read_are_found_in_the_parser_warnings() {
+        let stderr = "file domains.cfg line 14 (section 'oidc') - unable to parse value of \
+                      'audiences': unknown property type\n\
+                      file domains.cfg line 3 - ignore config line: junk\n";
+        assert_eq!(unreadable_keys(stderr), ["oidc.audiences"]);
+        assert!(unreadable_keys("").is_empty());
     }
 
     #[test]
