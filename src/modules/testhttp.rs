@@ -226,9 +226,7 @@ impl super::TaskEnv for NoCurlEnv {
         _host: &str,
         _port: u16,
     ) -> Result<Box<dyn crate::transport::Tunnel>, super::ModuleError> {
-        Err(super::ModuleError::msg(
-            "no tunnels in the test environment",
-        ))
+        Err(super::ModuleError::msg("no tunnels in the test environment"))
     }
 
     fn render_template_file(&self, p: &std::path::Path) -> Result<String, String> {
