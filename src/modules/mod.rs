@@ -33,6 +33,7 @@ pub mod filecommon;
 pub mod get_url;
 pub mod group;
 pub mod lineinfile;
+pub mod pve;
 pub mod pyregex;
 pub mod service;
 pub mod setup;

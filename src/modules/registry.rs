@@ -16,6 +16,10 @@ use super::file::File;
 use super::get_url::GetUrl;
 use super::group::Group;
 use super::lineinfile::LineInFile;
+use super::pve::acl::PveAcl;
+use super::pve::group::PveGroup;
+use super::pve::preflight::PveOidcPreflight;
+use super::pve::realm::PveRealm;
 use super::service::Service;
 use super::setup::Setup;
 use super::slurp::Slurp;
@@ -61,6 +65,10 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &AuthentikApplication,
     &EnvFile,
     &AuthentikWait,
+    &PveRealm,
+    &PveGroup,
+    &PveAcl,
+    &PveOidcPreflight,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.
