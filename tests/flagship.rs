@@ -38,7 +38,7 @@ fn docker_cp(container: &str, src: &str, dest: &str) {
     assert_eq!(copied.code, 0, "docker cp {src}: {}", copied.stderr);
 }
 
-fn start_fake_authentik(fleet: &Fleet) {
+fn start_fake_authentik(fleet: &Fleet, version: &str) {
     let container = fleet.host(0).container.clone();
     docker_cp(&container, STANDIN, "/usr/bin/docker");
     docker_cp(&container, FAKE, "/opt/fake_authentik.py");
@@ -53,8 +53,10 @@ fn start_fake_authentik(fleet: &Fleet) {
             &container,
             "sh",
             "-c",
-            "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --env-file /opt/authentik/.env \
-             --version 2026.5.6 --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log",
+            &format!(
+                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --env-file /opt/authentik/.env \
+                 --version {version} --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log"
+            ),
         ]),
         None,
         Duration::from_secs(60),
@@ -64,12 +66,47 @@ fn start_fake_authentik(fleet: &Fleet) {
 }
 
 #[test]
-fn authentik_becomes_the_login_of_every_cluster() {
-    let mut auth = Fleet::start("flagship-auth", 1);
+fn authentik_becomes_the_login_of_every_cluster_2026_5() {
+    flagship("2026.5.6", "flagship-26");
+}
+
+#[test]
+fn authentik_becomes_the_login_of_every_cluster_2024_12() {
+    flagship("2024.12.3", "flagship-24");
+}
+
+/// The tasks that reported `changed` in a human run, with their host.
+fn changed_tasks(stdout: &str) -> Vec<String> {
+    let mut task = String::new();
+    let mut out = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            task = rest.split(']').next().unwrap_or_default().to_string();
+        } else if let Some(rest) = line.strip_prefix("changed: [") {
+            out.push(format!(
+                "{task} @ {}",
+                rest.split(']').next().unwrap_or_default()
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn generated_secrets(auth: &Fleet) -> String {
+    auth.exec_ok(
+        0,
+        "grep -E '^(PG_PASS|AUTHENTIK_SECRET_KEY|AUTHENTIK_BOOTSTRAP_PASSWORD|AUTHENTIK_BOOTSTRAP_TOKEN)=' /opt/authentik/.env",
+    )
+}
+
+fn flagship(version: &str, name: &str) {
+    let mut auth = Fleet::start(&format!("{name}-auth"), 1);
     let repo = AptRepo::serve(&mut auth);
-    start_fake_authentik(&auth);
+    start_fake_authentik(&auth, version);
     let pve = Fleet::start_pve(
-        "flagship-pve",
+        &format!("{name}-pve"),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
 
@@ -205,9 +242,122 @@ fn authentik_becomes_the_login_of_every_cluster() {
             "second run changed {host}\n{second}"
         );
     }
-    // No secret in any output.
-    for run in [&first, &second] {
-        for secret in [&token, &client_secret] {
+    // Drift by hand: realm comment, a redirect URI in Authentik, a fixed .env key, an ACL.
+    let secrets_before = generated_secrets(&auth);
+    let (lab0, solo) = (pve.clusters()[0].hosts[0], pve.clusters()[1].hosts[0]);
+    pve.exec_ok(
+        lab0,
+        "sed -i 's/^\tcomment Authentik SSO$/\tcomment edited by hand/' /etc/pve/domains.cfg",
+    );
+    assert!(pve.domains_cfg(lab0).contains("comment edited by hand"));
+    auth.exec_ok(
+        0,
+        &format!(
+            "python3 -c \"import json; p='{STATE}'; s=json.load(open(p)); \
+             [v.update(redirect_uris=[u for u in v['redirect_uris'] if 'pve2' not in u['url']]) for v in s['providers']]; \
+             json.dump(s, open(p + '.new', 'w'))\" && mv {STATE}.new {STATE}"
+        ),
+    );
+    auth.exec_ok(0, "sed -i 's/^AUTHENTIK_ERROR_REPORTING__ENABLED=.*/AUTHENTIK_ERROR_REPORTING__ENABLED=true/' /opt/authentik/.env");
+    pve.exec_ok(
+        solo,
+        "sed -i '/^acl:1:\\/:@admins-authentik:Administrator:/d' /etc/pve/user.cfg",
+    );
+    assert!(!pve.user_cfg(solo).contains("acl:1:/:@admins-authentik"));
+
+    let mut check_args = args.to_vec();
+    check_args.extend(["--check", "--diff"]);
+    let check = pve.orch(&check_args);
+    check.assert_code(0);
+    let predicted = changed_tasks(&check.stdout);
+    let expected = [
+        "Environment with generated secrets (created once, never rotated) @ auth.example.test",
+        "OAuth2/OpenID provider for Proxmox VE @ auth.example.test",
+        "OpenID realm (once per cluster) @ pve1.example.test",
+        "Permissions (once per cluster) @ pve3.example.test",
+    ];
+    for e in expected {
+        assert!(
+            predicted.iter().any(|p| p == e),
+            "check mode missed '{e}': {predicted:?}\n{check}"
+        );
+    }
+    // A changed .env also makes Compose recreate the containers that read it; nothing else drifted.
+    for p in &predicted {
+        assert!(
+            expected.contains(&p.as_str()) || p == "Authentik containers @ auth.example.test",
+            "check mode reports drift that was not made: {p}\n{check}"
+        );
+    }
+    assert!(
+        check.stdout.contains("comment edited by hand"),
+        "the realm diff shows the drift\n{check}"
+    );
+    assert!(
+        check.stdout.contains("https://pve2.example.test:8006"),
+        "the provider diff shows the URI\n{check}"
+    );
+    assert!(
+        pve.domains_cfg(lab0).contains("comment edited by hand"),
+        "check mode changed the realm"
+    );
+
+    let fix = pve.orch(&args);
+    fix.assert_code(0);
+    assert_eq!(
+        changed_tasks(&fix.stdout)
+            .iter()
+            .filter(|t| !t.starts_with("Authentik containers"))
+            .count(),
+        4,
+        "{fix}"
+    );
+    assert!(pve.domains_cfg(lab0).contains("\tcomment Authentik SSO\n"));
+    assert!(pve
+        .user_cfg(solo)
+        .contains("acl:1:/:@admins-authentik:Administrator:"));
+    assert!(auth
+        .exec_ok(0, "cat /opt/authentik/.env")
+        .contains("AUTHENTIK_ERROR_REPORTING__ENABLED=false\n"));
+    let state: Value =
+        serde_json::from_str(&auth.exec_ok(0, &format!("cat {STATE}"))).expect("state");
+    assert!(
+        state.to_string().contains("https://pve2.example.test:8006"),
+        "redirect URI restored"
+    );
+    assert_eq!(
+        generated_secrets(&auth),
+        secrets_before,
+        "generated secrets must never be rotated"
+    );
+    assert!(
+        pve.domains_cfg(lab0)
+            .contains(&format!("\tclient-key {client_secret}\n")),
+        "the client secret was kept"
+    );
+
+    // No secret in any output, in any mode.
+    let verbose = {
+        let mut a = args.to_vec();
+        a.push("-vvv");
+        pve.orch(&a)
+    };
+    let json = {
+        let mut a = args.to_vec();
+        a.extend(["--output", "json"]);
+        pve.orch(&a)
+    };
+    verbose.assert_code(0);
+    json.assert_code(0);
+    let password = auth
+        .exec_ok(
+            0,
+            "sed -n 's/^AUTHENTIK_BOOTSTRAP_PASSWORD=//p' /opt/authentik/.env",
+        )
+        .trim()
+        .to_string();
+    for run in [&first, &second, &check, &fix, &verbose, &json] {
+        for secret in [&token, &client_secret, &password] {
             assert!(
                 !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
                 "secret leaked\n{run}"
