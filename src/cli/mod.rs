@@ -1,5 +1,7 @@
-//! Command line: `orch run`, `orch inventory`, `orch completions`.
+//! Command line: `orch run`, `orch drift`, `orch history`, `orch inventory`, `orch completions`.
 
+mod drift;
+mod history;
 mod inventory;
 mod run;
 
@@ -24,6 +26,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a playbook against an inventory.
     Run(RunArgs),
+    /// Check what differs from the playbook (check mode with diffs); exit 3 when something drifted.
+    Drift(DriftArgs),
+    /// List recorded runs, or show one with its drift.
+    History(HistoryArgs),
     /// Show an inventory as ansible-inventory does.
     Inventory(InventoryArgs),
     /// Print shell completions.
@@ -101,6 +107,41 @@ pub struct RunArgs {
     /// SSH connection timeout in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// Where the run history is kept (default: $XDG_STATE_HOME/orch, ~/.local/state/orch).
+    #[arg(long, env = "ORCH_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Correct the drift: run the playbook for real and report what it changed.
+    #[arg(long)]
+    pub fix: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// Where the run history is kept (default: $XDG_STATE_HOME/orch, ~/.local/state/orch).
+    #[arg(long, env = "ORCH_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// How many recent runs to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    pub output: OutputFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HistoryCommand {
+    /// Show one run: its hosts and what drifted.
+    Show {
+        /// The run number (first column of `orch history`).
+        run: i64,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +179,8 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Drift(args) => drift::run(args),
+        Command::History(args) => history::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
