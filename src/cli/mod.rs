@@ -1,9 +1,11 @@
 //! Command line: `orch run`, `orch drift`, `orch history`, `orch inventory`, `orch completions`.
 
 mod drift;
+mod duration;
 mod history;
 mod inventory;
 mod run;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check what differs from the playbook (check mode with diffs); exit 3 when something drifted.
     Drift(DriftArgs),
+    /// Check (or correct, with --fix) drift on a schedule until SIGINT/SIGTERM.
+    Watch(WatchArgs),
     /// List recorded runs, or show one with its drift.
     History(HistoryArgs),
     /// Show an inventory as ansible-inventory does.
@@ -122,6 +126,24 @@ pub struct DriftArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Time between the end of one check and the start of the next (e.g. 30s, 15m, 1h).
+    #[arg(long, value_parser = duration::parse_duration)]
+    pub every: std::time::Duration,
+    /// Add a random delay up to this long to each wait, so that many watchers spread out.
+    #[arg(long, value_parser = duration::parse_duration, default_value = "0s")]
+    pub jitter: std::time::Duration,
+    /// Correct drift instead of only reporting it.
+    #[arg(long)]
+    pub fix: bool,
+    /// Stop after this many cycles (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub max_cycles: Option<u64>,
+}
+
+#[derive(Args, Debug)]
 pub struct HistoryArgs {
     #[command(subcommand)]
     pub command: Option<HistoryCommand>,
@@ -180,6 +202,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Drift(args) => drift::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::History(args) => history::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Completions { shell } => {
