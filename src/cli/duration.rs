@@ -39,7 +39,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-#[allow(dead_code)] // used by `orch schedule`
 /// The systemd spelling of a duration (`1h 30min`), for timer units.
 pub fn systemd_span(d: Duration) -> String {
     let mut secs = d.as_secs();

@@ -5,6 +5,7 @@ mod duration;
 mod history;
 mod inventory;
 mod run;
+mod schedule;
 mod watch;
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub enum Command {
     Drift(DriftArgs),
     /// Check (or correct, with --fix) drift on a schedule until SIGINT/SIGTERM.
     Watch(WatchArgs),
+    /// Install or remove a systemd timer running `orch drift --fix` on a schedule.
+    Schedule(ScheduleArgs),
     /// List recorded runs, or show one with its drift.
     History(HistoryArgs),
     /// Show an inventory as ansible-inventory does.
@@ -144,6 +147,71 @@ pub struct WatchArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: ScheduleCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// Write (and enable) a service + timer running `orch drift [--fix] PLAYBOOK -i INV`.
+    Install(ScheduleInstallArgs),
+    /// Disable and delete a schedule's units.
+    Remove(ScheduleTarget),
+}
+
+/// Where a schedule's units live.
+#[derive(Args, Debug)]
+pub struct ScheduleTarget {
+    /// A user timer, in ~/.config/systemd/user (the default).
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// A system timer, in /etc/systemd/system (needs root).
+    #[arg(long)]
+    pub system: bool,
+    /// Unit name without suffix (default: orch-drift-<playbook name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write the units to this directory instead.
+    #[arg(long)]
+    pub unit_dir: Option<PathBuf>,
+    /// Only write (or delete) the unit files; do not run systemctl.
+    #[arg(long)]
+    pub no_enable: bool,
+}
+
+impl ScheduleTarget {
+    pub fn is_system(&self) -> bool {
+        self.system && !self.user
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleInstallArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Inventory file, directory or comma-separated host list (repeatable).
+    #[arg(short = 'i', long = "inventory", required = true)]
+    pub inventory: Vec<String>,
+    /// Time between runs (e.g. 15m, 1h); the first run is this long after boot.
+    #[arg(long, value_parser = duration::parse_duration)]
+    pub every: std::time::Duration,
+    /// Random delay added to each run (RandomizedDelaySec).
+    #[arg(long, value_parser = duration::parse_duration, default_value = "0s")]
+    pub jitter: std::time::Duration,
+    /// Correct drift (`orch drift --fix`) instead of only checking.
+    #[arg(long)]
+    pub fix: bool,
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+    /// The run history directory the scheduled runs use.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: ScheduleTarget,
+}
+
+#[derive(Args, Debug)]
 pub struct HistoryArgs {
     #[command(subcommand)]
     pub command: Option<HistoryCommand>,
@@ -204,6 +272,7 @@ pub fn main() -> i32 {
         Command::Drift(args) => drift::run(args),
         Command::Watch(args) => watch::run(args),
         Command::History(args) => history::run(args),
+        Command::Schedule(args) => schedule::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
