@@ -8,6 +8,7 @@ mod inventory;
 mod modules;
 mod playbook;
 mod report;
+mod state;
 mod template;
 mod transport;
 mod yaml;

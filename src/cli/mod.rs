@@ -1,7 +1,12 @@
-//! Command line: `orch run`, `orch inventory`, `orch completions`.
+//! Command line: `orch run`, `orch drift`, `orch history`, `orch inventory`, `orch completions`.
 
+mod drift;
+mod duration;
+mod history;
 mod inventory;
 mod run;
+mod schedule;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -24,6 +29,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a playbook against an inventory.
     Run(RunArgs),
+    /// Check what differs from the playbook (check mode with diffs); exit 3 when something drifted.
+    Drift(DriftArgs),
+    /// Check (or correct, with --fix) drift on a schedule until SIGINT/SIGTERM.
+    Watch(WatchArgs),
+    /// Install or remove a systemd timer running `orch drift --fix` on a schedule.
+    Schedule(ScheduleArgs),
+    /// List recorded runs, or show one with its drift.
+    History(HistoryArgs),
     /// Show an inventory as ansible-inventory does.
     Inventory(InventoryArgs),
     /// Print shell completions.
@@ -101,6 +114,124 @@ pub struct RunArgs {
     /// SSH connection timeout in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// Where the run history is kept (default: $XDG_STATE_HOME/orch, ~/.local/state/orch).
+    #[arg(long, env = "ORCH_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Correct the drift: run the playbook for real and report what it changed.
+    #[arg(long)]
+    pub fix: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Time between the end of one check and the start of the next (e.g. 30s, 15m, 1h).
+    #[arg(long, value_parser = duration::parse_duration)]
+    pub every: std::time::Duration,
+    /// Add a random delay up to this long to each wait, so that many watchers spread out.
+    #[arg(long, value_parser = duration::parse_duration, default_value = "0s")]
+    pub jitter: std::time::Duration,
+    /// Correct drift instead of only reporting it.
+    #[arg(long)]
+    pub fix: bool,
+    /// Stop after this many cycles (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub max_cycles: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: ScheduleCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// Write (and enable) a service + timer running `orch drift [--fix] PLAYBOOK -i INV`.
+    Install(ScheduleInstallArgs),
+    /// Disable and delete a schedule's units.
+    Remove(ScheduleTarget),
+}
+
+/// Where a schedule's units live.
+#[derive(Args, Debug)]
+pub struct ScheduleTarget {
+    /// A user timer, in ~/.config/systemd/user (the default).
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// A system timer, in /etc/systemd/system (needs root).
+    #[arg(long)]
+    pub system: bool,
+    /// Unit name without suffix (default: orch-drift-<playbook name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write the units to this directory instead.
+    #[arg(long)]
+    pub unit_dir: Option<PathBuf>,
+    /// Only write (or delete) the unit files; do not run systemctl.
+    #[arg(long)]
+    pub no_enable: bool,
+}
+
+impl ScheduleTarget {
+    pub fn is_system(&self) -> bool {
+        self.system && !self.user
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleInstallArgs {
+    /// The playbook file.
+    pub playbook: PathBuf,
+    /// Inventory file, directory or comma-separated host list (repeatable).
+    #[arg(short = 'i', long = "inventory", required = true)]
+    pub inventory: Vec<String>,
+    /// Time between runs (e.g. 15m, 1h); the first run is this long after boot.
+    #[arg(long, value_parser = duration::parse_duration)]
+    pub every: std::time::Duration,
+    /// Random delay added to each run (RandomizedDelaySec).
+    #[arg(long, value_parser = duration::parse_duration, default_value = "0s")]
+    pub jitter: std::time::Duration,
+    /// Correct drift (`orch drift --fix`) instead of only checking.
+    #[arg(long)]
+    pub fix: bool,
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+    /// The run history directory the scheduled runs use.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: ScheduleTarget,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// Where the run history is kept (default: $XDG_STATE_HOME/orch, ~/.local/state/orch).
+    #[arg(long, env = "ORCH_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// How many recent runs to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    pub output: OutputFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HistoryCommand {
+    /// Show one run: its hosts and what drifted.
+    Show {
+        /// The run number (first column of `orch history`).
+        run: i64,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +269,10 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Drift(args) => drift::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::History(args) => history::run(args),
+        Command::Schedule(args) => schedule::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -9,14 +9,77 @@ use crate::executor::{ConnectDefaults, RunOptions, Runner};
 use crate::inventory::Inventory;
 use crate::playbook::{load_playbook, TaskItem};
 use crate::report::console::Console;
+use crate::report::history::HistoryCollector;
 use crate::report::json::JsonLines;
-use crate::report::{Redactor, Reporter};
+use crate::report::tee::Tee;
+use crate::report::{Redactor, Reporter, Stats};
+use crate::state::{state_dir, HistoryStore, RunRecord};
 use crate::transport::HostKeyChecking;
 
 /// Upper bound on hosts run at once by default: enough for most fleets without exhausting file descriptors.
 const DEFAULT_FORKS_CAP: usize = 256;
 
 pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
+    let kind = if args.check { "check" } else { "run" };
+    match execute(&args, kind, Interrupts::Abort)? {
+        Executed::Listed => Ok(0),
+        Executed::Ran(outcome) => {
+            let code = outcome.code();
+            outcome.record(code)?;
+            Ok(code)
+        }
+    }
+}
+
+/// What a signal does to a run in progress.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Interrupts {
+    /// Ctrl-C stops the run (`orch run`, `orch drift`).
+    Abort,
+    /// The caller handles signals itself and lets the run finish (`orch watch`).
+    Ignore,
+}
+
+/// A run that happened (or was interrupted), with what the history needs.
+pub struct Outcome {
+    pub record: RunRecord,
+    pub interrupted: bool,
+    pub stats: Stats,
+    /// Opened before contacting any host, so that a corrupt store stops orch early.
+    store: HistoryStore,
+}
+
+impl Outcome {
+    /// The Ansible exit code of the run: 99 interrupted, 4 unreachable, 2 failed, else 0.
+    pub fn code(&self) -> i32 {
+        if self.interrupted {
+            99
+        } else if self.stats.any_unreachable() {
+            4
+        } else if self.stats.any_failed() {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Stores the run in the history with its final exit code; returns its id.
+    pub fn record(mut self, exit_code: i32) -> Result<i64, Diagnostic> {
+        self.record.exit_code = exit_code;
+        self.record.finished_at = crate::state::now();
+        self.store.record(&self.record)
+    }
+}
+
+pub enum Executed {
+    /// --list-hosts, --list-tasks, --syntax-check: nothing ran.
+    Listed,
+    Ran(Box<Outcome>),
+}
+
+/// Runs the playbook as `args` say, reporting to the console or JSON output; `kind` names the run
+/// in the history. A failure of the engine itself is recorded too, then returned.
+pub fn execute(args: &RunArgs, kind: &str, interrupts: Interrupts) -> Result<Executed, Diagnostic> {
     let playbook = load_playbook(&args.playbook)?;
     let mut inventory = Inventory::load(&args.inventory)?;
     inventory.add_vars_dir(&playbook.dir)?;
@@ -42,10 +105,12 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
         HostKeyCheckingArg::No => HostKeyChecking::Off,
     });
     let redactor = Redactor::default();
-    let reporter: Arc<dyn Reporter> = match args.output {
+    let output: Arc<dyn Reporter> = match args.output {
         OutputFormat::Human => Arc::new(Console::new(args.verbose, args.diff, redactor.clone())),
         OutputFormat::Json => Arc::new(JsonLines::new(redactor.clone())),
     };
+    let collector = Arc::new(HistoryCollector::new(redactor.clone()));
+    let reporter: Arc<dyn Reporter> = Arc::new(Tee::new(vec![output, collector.clone()]));
     if host_key_checking == Some(HostKeyChecking::Off) {
         reporter.event(&crate::report::Event::Warning(
             "host key checking is off: orch cannot tell your hosts from an impostor (insecure; use accept-new instead)".into(),
@@ -110,12 +175,14 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
     }
     if args.syntax_check {
         println!("\nplaybook: {}", playbook.path.display());
-        return Ok(0);
+        return Ok(Executed::Listed);
     }
     if args.list_hosts || args.list_tasks {
         print!("{listing}");
-        return Ok(0);
+        return Ok(Executed::Listed);
     }
+    let mut store = HistoryStore::open(&state_dir(args.state_dir.as_deref())?)?;
+    let started_at = crate::state::now();
     if args.forks.is_none() {
         runner.set_forks(max_hosts.clamp(1, DEFAULT_FORKS_CAP));
     }
@@ -127,6 +194,9 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
     let runner = Arc::new(runner);
     let result = runtime.block_on(async {
         let r = runner.clone();
+        if interrupts == Interrupts::Ignore {
+            return Some(r.run().await);
+        }
         tokio::select! {
             stats = r.run() => Some(stats),
             _ = tokio::signal::ctrl_c() => {
@@ -136,21 +206,41 @@ pub fn run(args: RunArgs) -> Result<i32, Diagnostic> {
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
+    let mut record = RunRecord {
+        started_at,
+        kind: kind.to_string(),
+        playbook: std::fs::canonicalize(&args.playbook)
+            .unwrap_or_else(|_| args.playbook.clone())
+            .display()
+            .to_string(),
+        inventory: args.inventory.join(","),
+        check_mode: args.check,
+        hosts: collector.hosts(),
+        drift: collector.drift(),
+        ..RunRecord::default()
+    };
     match result {
         None => {
             eprintln!("\n[ERROR]: User interrupted execution");
-            Ok(99)
+            Ok(Executed::Ran(Box::new(Outcome {
+                record,
+                interrupted: true,
+                stats: Stats::default(),
+                store,
+            })))
         }
-        Some(stats) => {
-            let stats = stats?;
-            Ok(if stats.any_unreachable() {
-                4
-            } else if stats.any_failed() {
-                2
-            } else {
-                0
-            })
+        Some(Err(d)) => {
+            record.exit_code = d.kind.exit_code();
+            record.finished_at = crate::state::now();
+            store.record(&record)?;
+            Err(d)
         }
+        Some(Ok(stats)) => Ok(Executed::Ran(Box::new(Outcome {
+            record,
+            interrupted: false,
+            stats,
+            store,
+        }))),
     }
 }
 

@@ -165,7 +165,13 @@ impl Pool {
             .get_or_init(|| async move {
                 match target {
                     Target::Local => Ok(transport::local()),
-                    Target::Ssh(opts) => transport::connect(&opts).await,
+                    Target::Ssh(opts) => {
+                        let session = transport::connect(&opts).await?;
+                        if let Some(timeout) = super::runlock::lock_timeout() {
+                            super::runlock::acquire(&session, &opts.alias, timeout).await?;
+                        }
+                        Ok(session)
+                    }
                 }
             })
             .await;

@@ -4,6 +4,7 @@ pub mod batches;
 mod connect;
 mod env;
 mod hostvars;
+mod runlock;
 mod state;
 mod task;
 mod vars;

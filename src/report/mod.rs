@@ -3,9 +3,11 @@
 
 pub mod console;
 pub mod event;
+pub mod history;
 pub mod json;
 pub mod redact;
 pub mod stats;
+pub mod tee;
 
 pub use event::{Event, HostStatus, ResultEvent};
 pub use redact::Redactor;
