@@ -146,6 +146,8 @@ type Slot = Arc<OnceCell<Result<Arc<dyn Transport>, TransportError>>>;
 #[derive(Default)]
 pub struct Pool {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Hosts whose run lock this run holds (a second session to a host must not wait for it).
+    locked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Pool {
@@ -168,7 +170,14 @@ impl Pool {
                     Target::Ssh(opts) => {
                         let session = transport::connect(&opts).await?;
                         if let Some(timeout) = super::runlock::lock_timeout() {
-                            super::runlock::acquire(&session, &opts.alias, timeout).await?;
+                            let first = self
+                                .locked
+                                .lock()
+                                .map(|mut l| l.insert(opts.alias.clone()))
+                                .unwrap_or(false);
+                            if first {
+                                super::runlock::acquire(&session, &opts.alias, timeout).await?;
+                            }
                         }
                         Ok(session)
                     }

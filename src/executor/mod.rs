@@ -207,6 +207,10 @@ impl Runner {
         for play in &self.playbook.plays {
             plan.push(self.play_hosts(play)?);
         }
+        if runlock::lock_timeout().is_some() {
+            let all: Vec<String> = plan.iter().flatten().cloned().collect();
+            self.prelock(&all).await;
+        }
         for (play, hosts) in self.playbook.plays.iter().zip(plan) {
             if self.interrupted.load(Ordering::SeqCst) {
                 break;

@@ -18,11 +18,11 @@ const LOCKED_RC: i32 = 75;
 /// How long a session may live; the holder is ended by the session closing long before.
 const HOLDER_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
-/// How long to wait for another orch's lock: `ORCH_LOCK_TIMEOUT` seconds. The lock is OFF unless
-/// it is set (> 0): hosts are locked lazily, each on its first connection, in whatever order the
-/// run reaches them, so two runs over the SAME SEVERAL hosts can each hold one host and wait for
-/// the other's (deadlock until the timeout). Safe for one host per run; ordered acquisition of
-/// every play host before the first task is the missing piece.
+/// How long to wait for another orch's lock: `ORCH_LOCK_TIMEOUT` seconds. The lock is off unless
+/// it is set (> 0). When on, the runner connects to and locks every host of the run in sorted host
+/// order before the first task (`Runner::prelock`), so two runs over the same hosts always lock in
+/// the same order and cannot deadlock; that ordering makes connection setup sequential, which is
+/// why the lock is opt-in.
 pub fn lock_timeout() -> Option<Duration> {
     let secs = std::env::var("ORCH_LOCK_TIMEOUT")
         .ok()

@@ -744,32 +744,12 @@ impl Runner {
             }
             _ => {
                 let mut v = Map::new();
-                for key in [
-                    "ansible_connection",
-                    "ansible_host",
-                    "ansible_ssh_host",
-                    "ansible_port",
-                    "ansible_ssh_port",
-                    "ansible_user",
-                    "ansible_ssh_user",
-                    "ansible_password",
-                    "ansible_ssh_pass",
-                    "ansible_ssh_password",
-                    "ansible_ssh_private_key_file",
-                    "ansible_private_key_file",
-                    "ansible_ssh_common_args",
-                    "ansible_ssh_extra_args",
-                ] {
+                for key in CONNECTION_VARS {
                     if let Some(value) = render_var(key)? {
-                        v.insert(key.into(), json!(value));
+                        v.insert((*key).into(), json!(value));
                     }
                 }
-                if host == "localhost"
-                    && !v.contains_key("ansible_connection")
-                    && self.sources.inventory.host("localhost").is_none()
-                {
-                    v.insert("ansible_connection".into(), json!("local"));
-                }
+                self.implicit_local(host, &mut v);
                 (host.to_string(), v)
             }
         };
@@ -786,16 +766,7 @@ impl Runner {
             &self.opts.connect,
         )
         .map_err(EnvError::Failed)?;
-        let key = match &target {
-            Target::Local => "local".to_string(),
-            Target::Ssh(o) => format!(
-                "{}|{}|{}|{}",
-                conn_host,
-                o.host.clone().unwrap_or_default(),
-                o.port.unwrap_or(0),
-                o.user.clone().unwrap_or_default()
-            ),
-        };
+        let key = session_key(&conn_host, &target);
         let transport: Arc<dyn Transport> = self
             .pool
             .get(&key, target)
@@ -1124,6 +1095,87 @@ impl Runner {
             diffs: vec![],
             verbose_always: false,
         }));
+    }
+}
+
+/// The variables that say how to reach a host.
+const CONNECTION_VARS: &[&str] = &[
+    "ansible_connection",
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_password",
+    "ansible_ssh_pass",
+    "ansible_ssh_password",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+];
+
+/// The pool key of a session: one per (host, address, port, user).
+fn session_key(conn_host: &str, target: &Target) -> String {
+    match target {
+        Target::Local => "local".to_string(),
+        Target::Ssh(o) => format!(
+            "{}|{}|{}|{}",
+            conn_host,
+            o.host.clone().unwrap_or_default(),
+            o.port.unwrap_or(0),
+            o.user.clone().unwrap_or_default()
+        ),
+    }
+}
+
+impl Runner {
+    /// `localhost` not in the inventory is the controller itself, as in Ansible.
+    fn implicit_local(&self, host: &str, conn: &mut Map<String, Value>) {
+        if host == "localhost"
+            && !conn.contains_key("ansible_connection")
+            && self.sources.inventory.host("localhost").is_none()
+        {
+            conn.insert("ansible_connection".into(), json!("local"));
+        }
+    }
+
+    /// With the remote run lock on: connects to every host of the run and takes its lock in sorted
+    /// host order before the first task, so that two runs over the same hosts always lock in the
+    /// same order and cannot each hold a lock the other waits for. Failures stay in the pool and
+    /// are reported by the host's first task.
+    pub(super) async fn prelock(&self, hosts: &[String]) {
+        let mut sorted = hosts.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let templar = &self.sources.templar;
+        for host in sorted {
+            let mut vars = self.sources.inventory.vars_for_host(&host);
+            vars.extend(self.sources.extra_vars.clone());
+            let ctx = templar.lazy_vars(
+                Arc::new(vars.clone()),
+                vec![("groups".to_string(), self.sources.groups.clone())],
+            );
+            let mut conn = Map::new();
+            for key in CONNECTION_VARS {
+                let value = match vars.get(*key) {
+                    None | Some(Value::Null) => continue,
+                    Some(Value::String(s)) => match templar.render_str(s, &ctx) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    },
+                    Some(Value::Bool(b)) => b.to_string(),
+                    Some(other) => other.to_string(),
+                };
+                conn.insert((*key).into(), json!(value));
+            }
+            self.implicit_local(&host, &mut conn);
+            if let Ok(target) = target_for(&host, &conn, None, &self.opts.connect) {
+                let key = session_key(&host, &target);
+                let _ = self.pool.get(&key, target).await;
+            }
+        }
     }
 }
 
