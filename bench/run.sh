@@ -143,7 +143,7 @@ known_hosts=$work/home/.ssh/known_hosts
 for i in $(seq "$hosts"); do
   echo "${ips[i-1]} $(docker exec "${containers[i-1]}" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)"
 done >"$known_hosts"
-log "fleet ready: ${ips[0]} .. ${ips[hosts-1]}"
+log "fleet ready: $hosts hosts on $network"
 
 # ---------------------------------------------------------------- runs
 reset_hosts() {
