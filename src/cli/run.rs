@@ -143,7 +143,10 @@ pub fn execute(args: &RunArgs, kind: &str, interrupts: Interrupts) -> Result<Exe
         let hosts = runner.play_hosts(play)?;
         max_hosts = max_hosts.max(hosts.len());
         if args.list_hosts {
-            listing.push_str(&format!("\nplaybook: {}\n\n  play #{} ({}): {}\tTAGS: [{}]\n    pattern: ['{}']\n    hosts ({}):\n", playbook.path.display(), i + 1, play.hosts, play.name, play.tags.join(", "), play.hosts, hosts.len()));
+            if i == 0 {
+                listing.push_str(&format!("\nplaybook: {}\n", playbook.path.display()));
+            }
+            listing.push_str(&format!("\n  play #{} ({}): {}\tTAGS: [{}]\n    pattern: ['{}']\n    hosts ({}):\n", i + 1, play.hosts, play.name, play.tags.join(", "), play.hosts, hosts.len()));
             for h in &hosts {
                 listing.push_str(&format!("      {h}\n"));
             }
