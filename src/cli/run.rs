@@ -146,7 +146,15 @@ pub fn execute(args: &RunArgs, kind: &str, interrupts: Interrupts) -> Result<Exe
             if i == 0 {
                 listing.push_str(&format!("\nplaybook: {}\n", playbook.path.display()));
             }
-            listing.push_str(&format!("\n  play #{} ({}): {}\tTAGS: [{}]\n    pattern: ['{}']\n    hosts ({}):\n", i + 1, play.hosts, play.name, play.tags.join(", "), play.hosts, hosts.len()));
+            listing.push_str(&format!(
+                "\n  play #{} ({}): {}\tTAGS: [{}]\n    pattern: ['{}']\n    hosts ({}):\n",
+                i + 1,
+                play.hosts,
+                play.name,
+                play.tags.join(", "),
+                play.hosts,
+                hosts.len()
+            ));
             for h in &hosts {
                 listing.push_str(&format!("      {h}\n"));
             }
