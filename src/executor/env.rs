@@ -64,7 +64,13 @@ impl TaskEnv for HostEnv {
         host: &str,
         port: u16,
     ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError> {
-        Ok(self.transport.open_tunnel(host, port).await?)
+        // A refused or failed channel is the module's failure (nothing listens there); only a lost
+        // session makes the host unreachable.
+        match self.transport.open_tunnel(host, port).await {
+            Ok(tunnel) => Ok(tunnel),
+            Err(e) if e.is_unreachable() => Err(ModuleError::Transport(e)),
+            Err(e) => Err(ModuleError::msg(e.to_string())),
+        }
     }
 
     fn render_template_file(&self, path: &Path) -> Result<String, String> {

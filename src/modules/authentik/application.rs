@@ -224,7 +224,9 @@ impl Module for AuthentikApplication {
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
         let wanted = Wanted::from_args(args)?;
-        let mut client = Client::connect(env, args).await?;
+        let Some(mut client) = super::connect_for_plan(env, args).await? else {
+            return Ok(super::unreachable_in_check());
+        };
         let provider = match &wanted.provider {
             Some(p) => Some(resolve_provider(&mut client, env, p).await?),
             None => None,

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
-use super::api::Client;
 use super::version::{key_type_of, Features};
 use super::{authentik_spec, base_result, json_diff, not_rsa_message, Pending};
 use crate::modules::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
@@ -226,7 +225,9 @@ impl Module for AuthentikCertificate {
     }
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
-        let mut client = Client::connect(env, args).await?;
+        let Some(mut client) = super::connect_for_plan(env, args).await? else {
+            return Ok(super::unreachable_in_check());
+        };
         let mut wanted = Wanted::from_args(args, client.public_host())?;
         if let Some(pair) = client.find_by(env, KEY_PAIRS, "name", &wanted.name).await? {
             check_usable(&pair, &client.features, CERT_FIX)?;

@@ -110,8 +110,66 @@ pub fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
+/// Connects to the API for a plan. In check mode an API that cannot be reached (Authentik not
+/// started yet on a fresh host, because the tasks that start it did not run) makes the task
+/// skipped, not failed: there is nothing to compare until it runs. `None` means "skip".
+pub async fn connect_for_plan(
+    env: &dyn crate::modules::TaskEnv,
+    args: &crate::modules::Args,
+) -> Result<Option<api::Client>, crate::modules::ModuleError> {
+    // In check mode on a fresh host the token is not generated yet either.
+    let no_token = args.str("token")?.is_some_and(|t| t.is_empty());
+    match api::Client::connect(env, args).await {
+        Ok(client) => Ok(Some(client)),
+        Err(crate::modules::ModuleError::Failed { msg, .. })
+            if env.check_mode()
+                && (no_token
+                    || msg.starts_with("cannot reach Authentik")
+                    || msg.starts_with("cannot connect to Authentik")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The plan of an Authentik task whose API is not reachable in check mode.
+pub fn unreachable_in_check() -> crate::modules::Plan {
+    crate::modules::Plan {
+        changed: true,
+        skip_in_check: Some(
+            "Authentik's API is not reachable yet (it is started by earlier tasks that check mode does not run); \
+             this object would be checked or created then"
+                .into(),
+        ),
+        ..crate::modules::Plan::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn unreachable_api_is_skipped_in_check_mode_only() {
+        use crate::modules::testenv::{args, LocalEnv};
+        let a = args(
+            "authentik_certificate",
+            serde_json::json!({"name": "x", "token": "t0ken"}),
+        );
+        let mut env = LocalEnv::new();
+        env.check = true;
+        assert!(super::connect_for_plan(&env, &a)
+            .await
+            .expect("skipped, not failed")
+            .is_none());
+        env.check = false;
+        match super::connect_for_plan(&env, &a).await {
+            Err(crate::modules::ModuleError::Failed { msg, .. }) => {
+                assert!(msg.starts_with("cannot reach Authentik"), "{msg}")
+            }
+            other => panic!("expected a failure, got {:?}", other.map(|c| c.is_some())),
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -603,7 +603,9 @@ impl Module for AuthentikProviderOauth2 {
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
         let wanted = Wanted::from_args(args)?;
-        let mut client = Client::connect(env, args).await?;
+        let Some(mut client) = super::connect_for_plan(env, args).await? else {
+            return Ok(super::unreachable_in_check());
+        };
         let mut labels = Labels::default();
         let resolved = resolve(&mut client, env, &wanted, &mut labels).await?;
         let desired = desired_body(&wanted, &resolved, &client.features);
