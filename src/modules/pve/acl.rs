@@ -9,11 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::super::filecommon::{Records, SHELL_LIB};
+use super::super::filecommon::Records;
 use super::super::{Arg, ArgSpec, Args, Diff, Module, ModuleError, Plan, TaskEnv};
 use super::{
     command_line, json_flag, list_arg, script_prologue, valid_group_name, CmdOutput, NodeInfo,
-    PVE_LIB,
 };
 
 pub struct PveAcl;
@@ -339,24 +338,11 @@ impl Module for PveAcl {
         let Some(data) = plan.data.and_then(|d| d.downcast::<AclPlan>().ok()) else {
             return Ok(result);
         };
-        let script = format!(
-            "{SHELL_LIB}{PVE_LIB}orch_run step {}\n",
-            command_line("pveum", &data.argv)
-        );
-        let out = env.run(&script, None).await?;
-        let step = CmdOutput::from_records(&Records::parse(&out.stdout), "step");
-        if !step.ok() {
-            let mut msg = format!(
-                "pve_acl: {} failed: {}",
-                command_line("pveum", &data.argv[..3]),
-                step.error_text(&[])
-            );
-            if step.stderr.contains("group '") && step.stderr.contains("does not exist") {
-                msg.push_str(" — create the group first (pve_group)");
-            }
-            result.insert("rc".into(), step.rc.into());
-            return Err(ModuleError::with_result(msg, result));
-        }
+        super::run_pveum(env, "pve_acl", &data.argv, 3, &mut result, |step| {
+            (step.stderr.contains("group '") && step.stderr.contains("does not exist"))
+                .then_some(" — create the group first (pve_group)")
+        })
+        .await?;
         Ok(result)
     }
 }

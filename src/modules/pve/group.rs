@@ -7,9 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::super::filecommon::{Records, SHELL_LIB};
+use super::super::filecommon::Records;
 use super::super::{Arg, ArgSpec, Args, Diff, Module, ModuleError, Plan, TaskEnv};
-use super::{command_line, script_prologue, valid_group_name, CmdOutput, NodeInfo, PVE_LIB};
+use super::{command_line, script_prologue, valid_group_name, CmdOutput, NodeInfo};
 
 pub struct PveGroup;
 
@@ -192,23 +192,7 @@ impl Module for PveGroup {
         let Some(data) = plan.data.and_then(|d| d.downcast::<GroupPlan>().ok()) else {
             return Ok(result);
         };
-        let script = format!(
-            "{SHELL_LIB}{PVE_LIB}orch_run step {}\n",
-            command_line("pveum", &data.argv)
-        );
-        let out = env.run(&script, None).await?;
-        let step = CmdOutput::from_records(&Records::parse(&out.stdout), "step");
-        if !step.ok() {
-            result.insert("rc".into(), step.rc.into());
-            return Err(ModuleError::with_result(
-                format!(
-                    "pve_group: {} failed: {}",
-                    command_line("pveum", &data.argv[..2]),
-                    step.error_text(&[])
-                ),
-                result,
-            ));
-        }
+        super::run_pveum(env, "pve_group", &data.argv, 2, &mut result, |_| None).await?;
         Ok(result)
     }
 }

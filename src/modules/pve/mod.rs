@@ -234,6 +234,38 @@ fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join(" / ")
 }
 
+/// Runs one planned `pveum` command in a single round trip. On failure the error names the
+/// command (its first `shown` words) and pveum's message, with `hint` added when it says more.
+pub async fn run_pveum(
+    env: &dyn super::TaskEnv,
+    module: &str,
+    argv: &[String],
+    shown: usize,
+    result: &mut Map<String, Value>,
+    hint: impl Fn(&CmdOutput) -> Option<&'static str>,
+) -> Result<(), ModuleError> {
+    let script = format!(
+        "{}{PVE_LIB}orch_run step {}\n",
+        super::filecommon::SHELL_LIB,
+        command_line("pveum", argv)
+    );
+    let out = env.run(&script, None).await?;
+    let step = CmdOutput::from_records(&Records::parse(&out.stdout), "step");
+    if step.ok() {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{module}: {} failed: {}",
+        command_line("pveum", &argv[..shown.min(argv.len())]),
+        step.error_text(&[])
+    );
+    if let Some(h) = hint(&step) {
+        msg.push_str(h);
+    }
+    result.insert("rc".into(), step.rc.into());
+    Err(ModuleError::with_result(msg, result.clone()))
+}
+
 /// A PVE command line (`pveum realm add ...`) as shell words.
 pub fn command_line(tool: &str, argv: &[String]) -> String {
     let mut out = tool.to_string();
