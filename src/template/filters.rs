@@ -96,7 +96,7 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// Binds positional and keyword arguments to parameter names, as Python does.
-fn bind<const N: usize>(
+pub(super) fn bind<const N: usize>(
     filter: &str,
     args: Rest<ValueOrKwargs>,
     names: [&str; N],

@@ -118,37 +118,13 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
+/// Binds a test's positional and keyword arguments (the filters' binder, named as a test).
 fn bind<const N: usize>(
     test: &str,
     args: Rest<ValueOrKwargs>,
     names: [&str; N],
 ) -> Result<[Option<Value>; N], Error> {
-    let mut bound: [Option<Value>; N] = std::array::from_fn(|_| None);
-    let mut position = 0;
-    for arg in args.into_values() {
-        if arg.is_kwargs() {
-            let kwargs = minijinja::value::Kwargs::try_from(arg)?;
-            for key in kwargs.args() {
-                let index = names.iter().position(|n| *n == key).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::TooManyArguments,
-                        format!("test {test}: unexpected keyword argument '{key}'"),
-                    )
-                })?;
-                bound[index] = Some(kwargs.peek::<Value>(key)?);
-            }
-        } else {
-            if position >= N {
-                return Err(Error::new(
-                    ErrorKind::TooManyArguments,
-                    format!("test {test}: too many arguments"),
-                ));
-            }
-            bound[position] = Some(arg);
-            position += 1;
-        }
-    }
-    Ok(bound)
+    super::filters::bind(&format!("test {test}"), args, names)
 }
 
 fn regex_test(
