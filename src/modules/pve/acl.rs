@@ -9,11 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::super::filecommon::Records;
 use super::super::{Arg, ArgSpec, Args, Diff, Module, ModuleError, Plan, TaskEnv};
-use super::{
-    command_line, json_flag, list_arg, script_prologue, valid_group_name, CmdOutput, NodeInfo,
-};
+use super::{command_line, json_flag, list_arg, valid_group_name};
 
 pub struct PveAcl;
 
@@ -273,22 +270,8 @@ impl Module for PveAcl {
             propagate: args.bool("propagate", true)?,
         };
 
-        let script = format!(
-            "{}orch_run acl pvesh get /access/acl --output-format json\nexit 0\n",
-            script_prologue()
-        );
-        let out = env.run(&script, None).await?;
-        let records = Records::parse(&out.stdout);
-        let node = NodeInfo::from_records(&records);
-        node.require_pve()?;
-        let read = CmdOutput::from_records(&records, "acl");
-        if !read.ok() {
-            return Err(ModuleError::msg(format!(
-                "pve_acl: cannot list ACLs: {}",
-                read.error_text(&[])
-            )));
-        }
-        let current = entries_on(&read.json("pvesh get /access/acl")?, &path);
+        let (node, acl) = super::read_pvesh(env, "pve_acl", "ACLs", "/access/acl").await?;
+        let current = entries_on(&acl, &path);
         let (pairs, after) = plan_acl(present, &wanted, &current);
 
         let mut result = Map::new();

@@ -7,9 +7,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::super::filecommon::Records;
 use super::super::{Arg, ArgSpec, Args, Diff, Module, ModuleError, Plan, TaskEnv};
-use super::{command_line, script_prologue, valid_group_name, CmdOutput, NodeInfo};
+use super::{command_line, valid_group_name};
 
 pub struct PveGroup;
 
@@ -122,22 +121,9 @@ impl Module for PveGroup {
                 "pve_group: comment must not contain a line break",
             ));
         }
-        let script = format!(
-            "{}orch_run groups pvesh get /access/groups --output-format json\nexit 0\n",
-            script_prologue()
-        );
-        let out = env.run(&script, None).await?;
-        let records = Records::parse(&out.stdout);
-        let node = NodeInfo::from_records(&records);
-        node.require_pve()?;
-        let read = CmdOutput::from_records(&records, "groups");
-        if !read.ok() {
-            return Err(ModuleError::msg(format!(
-                "pve_group: cannot list groups: {}",
-                read.error_text(&[])
-            )));
-        }
-        let current = find_group(&read.json("pvesh get /access/groups")?, &name);
+        let (node, groups) =
+            super::read_pvesh(env, "pve_group", "groups", "/access/groups").await?;
+        let current = find_group(&groups, &name);
         let call = group_call(&name, present, comment.as_deref(), current.as_ref());
 
         let after = match (&call, present) {

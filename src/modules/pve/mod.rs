@@ -234,6 +234,33 @@ fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join(" / ")
 }
 
+/// The plan's one round trip for group and ACL modules: node facts plus `pvesh get <api_path>`
+/// as JSON. `what` names the listing in errors ("groups", "ACLs").
+pub async fn read_pvesh(
+    env: &dyn super::TaskEnv,
+    module: &str,
+    what: &str,
+    api_path: &str,
+) -> Result<(NodeInfo, Value), ModuleError> {
+    let script = format!(
+        "{}orch_run read pvesh get {api_path} --output-format json\nexit 0\n",
+        script_prologue()
+    );
+    let out = env.run(&script, None).await?;
+    let records = Records::parse(&out.stdout);
+    let node = NodeInfo::from_records(&records);
+    node.require_pve()?;
+    let read = CmdOutput::from_records(&records, "read");
+    if !read.ok() {
+        return Err(ModuleError::msg(format!(
+            "{module}: cannot list {what}: {}",
+            read.error_text(&[])
+        )));
+    }
+    let json = read.json(&format!("pvesh get {api_path}"))?;
+    Ok((node, json))
+}
+
 /// Runs one planned `pveum` command in a single round trip. On failure the error names the
 /// command (its first `shown` words) and pveum's message, with `hint` added when it says more.
 pub async fn run_pveum(
