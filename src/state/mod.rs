@@ -35,6 +35,25 @@ pub struct DriftEntry {
     pub diff: String,
 }
 
+/// The `runs` columns [`run_from_row`] reads, in its order.
+const RUN_COLUMNS: &str =
+    "id, started_at, finished_at, kind, playbook, inventory, check_mode, exit_code";
+
+/// A run's own fields from a row that starts with [`RUN_COLUMNS`] (hosts and drift are read apart).
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        kind: r.get(3)?,
+        playbook: r.get(4)?,
+        inventory: r.get(5)?,
+        check_mode: r.get(6)?,
+        exit_code: r.get(7)?,
+        ..RunRecord::default()
+    })
+}
+
 /// One recorded run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunRecord {
@@ -204,28 +223,14 @@ impl HistoryStore {
     pub fn list(&self, limit: usize) -> Result<Vec<(RunRecord, usize)>, Diagnostic> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, started_at, finished_at, kind, playbook, inventory, check_mode, exit_code,
-                        (SELECT COUNT(*) FROM drift WHERE drift.run_id = runs.id)
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS}, (SELECT COUNT(*) FROM drift WHERE drift.run_id = runs.id)
+                 FROM runs ORDER BY id DESC LIMIT ?1"
+            ))
             .map_err(|e| self.error(&e))?;
         let rows = stmt
             .query_map([limit as i64], |r| {
-                Ok((
-                    RunRecord {
-                        id: r.get(0)?,
-                        started_at: r.get(1)?,
-                        finished_at: r.get(2)?,
-                        kind: r.get(3)?,
-                        playbook: r.get(4)?,
-                        inventory: r.get(5)?,
-                        check_mode: r.get(6)?,
-                        exit_code: r.get(7)?,
-                        ..RunRecord::default()
-                    },
-                    r.get::<_, i64>(8)? as usize,
-                ))
+                Ok((run_from_row(r)?, r.get::<_, i64>(8)? as usize))
             })
             .map_err(|e| self.error(&e))?;
         let mut out = Vec::new();
@@ -242,22 +247,9 @@ impl HistoryStore {
         let run = self
             .conn
             .query_row(
-                "SELECT id, started_at, finished_at, kind, playbook, inventory, check_mode, exit_code
-                 FROM runs WHERE id = ?1",
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 [id],
-                |r| {
-                    Ok(RunRecord {
-                        id: r.get(0)?,
-                        started_at: r.get(1)?,
-                        finished_at: r.get(2)?,
-                        kind: r.get(3)?,
-                        playbook: r.get(4)?,
-                        inventory: r.get(5)?,
-                        check_mode: r.get(6)?,
-                        exit_code: r.get(7)?,
-                        ..RunRecord::default()
-                    })
-                },
+                run_from_row,
             )
             .optional()
             .map_err(|e| self.error(&e))?;
