@@ -9,61 +9,9 @@
 
 mod support;
 
-use std::process::Command;
-use std::time::Duration;
-
 use serde_json::Value;
-use support::{run_bounded, AptRepo, Fleet, PveLayout};
-
-const PLAYBOOK: &str = include_str!("../playbooks/authentik-proxmox.yml");
-const DOCKER: &str = include_str!("../playbooks/docker.yml");
-const COMPOSE: &str = include_str!("../templates/authentik/compose.yml.j2");
-const STANDIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/docker-standin/docker"
-);
-const FAKE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
-const STATE: &str = "/var/lib/fake-authentik/state.json";
-
-fn docker_cp(container: &str, src: &str, dest: &str) {
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", src, &format!("{container}:{dest}")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("docker cp");
-    assert_eq!(copied.code, 0, "docker cp {src}: {}", copied.stderr);
-}
-
-fn start_fake_authentik(fleet: &Fleet, version: &str) {
-    let container = fleet.host(0).container.clone();
-    docker_cp(&container, STANDIN, "/usr/bin/docker");
-    docker_cp(&container, FAKE, "/opt/fake_authentik.py");
-    fleet.exec_ok(
-        0,
-        "chmod 0755 /usr/bin/docker && mkdir -p /var/log/fake-authentik",
-    );
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            &container,
-            "sh",
-            "-c",
-            &format!(
-                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --env-file /opt/authentik/.env \
-                 --version {version} --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log"
-            ),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("docker exec -d");
-    assert_eq!(started.code, 0, "{}", started.stderr);
-}
+use support::flagship::{changed_tasks, AuthentikOptions, FlagshipLab, FAKE_STATE};
+use support::PveLayout;
 
 #[test]
 fn authentik_becomes_the_login_of_every_cluster_2026_5() {
@@ -75,100 +23,30 @@ fn authentik_becomes_the_login_of_every_cluster_2024_12() {
     flagship("2024.12.3", "flagship-24");
 }
 
-/// The tasks that reported `changed` in a human run, with their host.
-fn changed_tasks(stdout: &str) -> Vec<String> {
-    let mut task = String::new();
-    let mut out = Vec::new();
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("TASK [") {
-            task = rest.split(']').next().unwrap_or_default().to_string();
-        } else if let Some(rest) = line.strip_prefix("changed: [") {
-            out.push(format!(
-                "{task} @ {}",
-                rest.split(']').next().unwrap_or_default()
-            ));
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn generated_secrets(auth: &Fleet) -> String {
-    auth.exec_ok(
+fn generated_secrets(lab: &FlagshipLab) -> String {
+    lab.auth.exec_ok(
         0,
         "grep -E '^(PG_PASS|AUTHENTIK_SECRET_KEY|AUTHENTIK_BOOTSTRAP_PASSWORD|AUTHENTIK_BOOTSTRAP_TOKEN)=' /opt/authentik/.env",
     )
 }
 
 fn flagship(version: &str, name: &str) {
-    let mut auth = Fleet::start(&format!("{name}-auth"), 1);
-    let repo = AptRepo::serve(&mut auth);
-    start_fake_authentik(&auth, version);
-    let pve = Fleet::start_pve(
-        &format!("{name}-pve"),
+    let lab = FlagshipLab::start(
+        name,
+        &AuthentikOptions::new(version),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
-
-    // One inventory over both fleets; orch runs with the PVE fleet's HOME, which must know both.
-    let known = std::fs::read_to_string(auth.known_hosts()).expect("auth known_hosts");
-    let mut all_known = std::fs::read_to_string(pve.known_hosts()).expect("pve known_hosts");
-    all_known.push_str(&known);
-    std::fs::write(pve.known_hosts(), all_known).expect("known_hosts");
-    let a = auth.host(0);
-    let line = |name: &str, ip: &str, key: &std::path::Path| {
-        format!(
-            "{name} ansible_host={ip} ansible_user=root ansible_ssh_private_key_file={}\n",
-            key.display()
-        )
-    };
-    let mut inventory = String::from("[authentik]\n");
-    inventory.push_str(&line("auth.example.test", &a.ip, auth.private_key()));
-    inventory.push_str("\n[pve_lab]\n");
-    for &h in &pve.clusters()[0].hosts {
-        inventory.push_str(&line(
-            &format!("pve{}.example.test", h + 1),
-            &pve.host(h).ip,
-            pve.private_key(),
-        ));
-    }
-    inventory.push_str("\n[pve_solo]\n");
-    for &h in &pve.clusters()[1].hosts {
-        inventory.push_str(&line(
-            &format!("pve{}.example.test", h + 1),
-            &pve.host(h).ip,
-            pve.private_key(),
-        ));
-    }
-    inventory.push_str("\n[pve:children]\npve_lab\npve_solo\n");
-    pve.write("hosts", &inventory);
-    pve.write("playbooks/authentik-proxmox.yml", PLAYBOOK);
-    pve.write("playbooks/docker.yml", DOCKER);
-    pve.write("templates/authentik/compose.yml.j2", COMPOSE);
-    pve.write(
-        "vars.yml",
-        &format!(
-            "docker_apt_url: {}\ndocker_apt_key_url: {}\ndocker_manage_service: false\npve_oidc_preflight: false\n\
-             pve_oidc_groups: [{{name: admins-authentik, comment: Authentik admins}}]\n\
-             pve_oidc_acls: [{{path: /, roles: [Administrator], groups: [admins-authentik]}}]\n",
-            repo.url, repo.key_url
-        ),
+    lab.write_vars(
+        "pve_oidc_preflight: false\n\
+         pve_oidc_groups: [{name: admins-authentik, comment: Authentik admins}]\n\
+         pve_oidc_acls: [{path: /, roles: [Administrator], groups: [admins-authentik]}]\n",
     );
-    let args = [
-        "run",
-        "playbooks/authentik-proxmox.yml",
-        "-i",
-        "hosts",
-        "-e",
-        "@vars.yml",
-    ];
-
-    let first = pve.orch(&args);
+    let (auth, pve) = (&lab.auth, &lab.pve);
+    let first = lab.run(&[]);
     first.assert_code(0);
 
     // Authentik, as the fake's state shows it.
-    let state: Value =
-        serde_json::from_str(&auth.exec_ok(0, &format!("cat {STATE}"))).expect("state");
+    let state: Value = lab.authentik_state();
     let provider = state["providers"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["name"] == "Proxmox VE"))
@@ -197,13 +75,7 @@ fn flagship(version: &str, name: &str) {
         .as_str()
         .expect("client secret")
         .to_string();
-    let token = auth
-        .exec_ok(
-            0,
-            "sed -n 's/^AUTHENTIK_BOOTSTRAP_TOKEN=//p' /opt/authentik/.env",
-        )
-        .trim()
-        .to_string();
+    let token = lab.env_value("AUTHENTIK_BOOTSTRAP_TOKEN");
     assert!(token.len() >= 32, "bootstrap token generated");
 
     // Each cluster's realm, written once per cluster, with the right keys.
@@ -233,7 +105,7 @@ fn flagship(version: &str, name: &str) {
     }
 
     // Second run: nothing to do anywhere.
-    let second = pve.orch(&args);
+    let second = lab.run(&[]);
     second.assert_code(0);
     for host in second.recap_hosts() {
         assert_eq!(
@@ -243,7 +115,7 @@ fn flagship(version: &str, name: &str) {
         );
     }
     // Drift by hand: realm comment, a redirect URI in Authentik, a fixed .env key, an ACL.
-    let secrets_before = generated_secrets(&auth);
+    let secrets_before = generated_secrets(&lab);
     let (lab0, solo) = (pve.clusters()[0].hosts[0], pve.clusters()[1].hosts[0]);
     pve.exec_ok(
         lab0,
@@ -253,9 +125,9 @@ fn flagship(version: &str, name: &str) {
     auth.exec_ok(
         0,
         &format!(
-            "python3 -c \"import json; p='{STATE}'; s=json.load(open(p)); \
+            "python3 -c \"import json; p='{FAKE_STATE}'; s=json.load(open(p)); \
              [v.update(redirect_uris=[u for u in v['redirect_uris'] if 'pve2' not in u['url']]) for v in s['providers']]; \
-             json.dump(s, open(p + '.new', 'w'))\" && mv {STATE}.new {STATE}"
+             json.dump(s, open(p + '.new', 'w'))\" && mv {FAKE_STATE}.new {FAKE_STATE}"
         ),
     );
     auth.exec_ok(0, "sed -i 's/^AUTHENTIK_ERROR_REPORTING__ENABLED=.*/AUTHENTIK_ERROR_REPORTING__ENABLED=true/' /opt/authentik/.env");
@@ -265,9 +137,7 @@ fn flagship(version: &str, name: &str) {
     );
     assert!(!pve.user_cfg(solo).contains("acl:1:/:@admins-authentik"));
 
-    let mut check_args = args.to_vec();
-    check_args.extend(["--check", "--diff"]);
-    let check = pve.orch(&check_args);
+    let check = lab.run(&["--check", "--diff"]);
     check.assert_code(0);
     let predicted = changed_tasks(&check.stdout);
     let expected = [
@@ -302,7 +172,7 @@ fn flagship(version: &str, name: &str) {
         "check mode changed the realm"
     );
 
-    let fix = pve.orch(&args);
+    let fix = lab.run(&[]);
     fix.assert_code(0);
     assert_eq!(
         changed_tasks(&fix.stdout)
@@ -319,14 +189,13 @@ fn flagship(version: &str, name: &str) {
     assert!(auth
         .exec_ok(0, "cat /opt/authentik/.env")
         .contains("AUTHENTIK_ERROR_REPORTING__ENABLED=false\n"));
-    let state: Value =
-        serde_json::from_str(&auth.exec_ok(0, &format!("cat {STATE}"))).expect("state");
+    let state: Value = lab.authentik_state();
     assert!(
         state.to_string().contains("https://pve2.example.test:8006"),
         "redirect URI restored"
     );
     assert_eq!(
-        generated_secrets(&auth),
+        generated_secrets(&lab),
         secrets_before,
         "generated secrets must never be rotated"
     );
@@ -337,25 +206,11 @@ fn flagship(version: &str, name: &str) {
     );
 
     // No secret in any output, in any mode.
-    let verbose = {
-        let mut a = args.to_vec();
-        a.push("-vvv");
-        pve.orch(&a)
-    };
-    let json = {
-        let mut a = args.to_vec();
-        a.extend(["--output", "json"]);
-        pve.orch(&a)
-    };
+    let verbose = lab.run(&["-vvv"]);
+    let json = lab.run(&["--output", "json"]);
     verbose.assert_code(0);
     json.assert_code(0);
-    let password = auth
-        .exec_ok(
-            0,
-            "sed -n 's/^AUTHENTIK_BOOTSTRAP_PASSWORD=//p' /opt/authentik/.env",
-        )
-        .trim()
-        .to_string();
+    let password = lab.env_value("AUTHENTIK_BOOTSTRAP_PASSWORD");
     for run in [&first, &second, &check, &fix, &verbose, &json] {
         for secret in [&token, &client_secret, &password] {
             assert!(

@@ -14,6 +14,7 @@
 
 pub mod aptrepo;
 mod docker;
+pub mod flagship;
 mod fleet;
 mod image;
 mod network;

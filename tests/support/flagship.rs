@@ -1,0 +1,230 @@
+//! The flagship's test lab: one Authentik host (the fake Authentik behind the `docker` stand-in, a
+//! real signed apt repository for Docker's packages) and Proxmox VE nodes from a `PveLayout`, under
+//! one inventory. The playbooks and templates are the repository's own.
+//!
+//! Inventory names: `auth.example.test` for the Authentik host, `pve<N>.example.test` for node N
+//! (1-based), in one child group per cluster of `pve`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{run_bounded, AptRepo, Fleet, PveFleet, PveLayout};
+
+const PLAYBOOK: &str = include_str!("../../playbooks/authentik-proxmox.yml");
+const DOCKER: &str = include_str!("../../playbooks/docker.yml");
+const COMPOSE: &str = include_str!("../../templates/authentik/compose.yml.j2");
+const STANDIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/docker-standin/docker"
+);
+const FAKE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/fake_authentik/fake_authentik.py"
+);
+/// Where the fake Authentik keeps its objects, on the Authentik host.
+pub const FAKE_STATE: &str = "/var/lib/fake-authentik/state.json";
+pub const AUTHENTIK_NAME: &str = "auth.example.test";
+
+/// How the fake Authentik is started.
+#[derive(Clone, Debug)]
+pub struct AuthentikOptions {
+    /// `2024.12.3`, `2026.5.6`, …
+    pub version: String,
+    /// Also serve HTTPS (with the brand's web certificate) on this port, as Authentik does on 9443.
+    pub https_port: Option<u16>,
+}
+
+impl AuthentikOptions {
+    pub fn new(version: &str) -> AuthentikOptions {
+        AuthentikOptions {
+            version: version.into(),
+            https_port: None,
+        }
+    }
+
+    pub fn https(mut self, port: u16) -> AuthentikOptions {
+        self.https_port = Some(port);
+        self
+    }
+}
+
+pub struct FlagshipLab {
+    pub auth: Fleet,
+    pub pve: PveFleet,
+    pub repo: AptRepo,
+}
+
+fn docker_cp(container: &str, src: &str, dest: &str) {
+    let copied = run_bounded(
+        Command::new("docker").args(["cp", src, &format!("{container}:{dest}")]),
+        None,
+        Duration::from_secs(60),
+    )
+    .expect("docker cp");
+    assert_eq!(copied.code, 0, "docker cp {src}: {}", copied.stderr);
+}
+
+impl FlagshipLab {
+    /// Starts both fleets, the apt repository and the fake Authentik; writes inventory `hosts`,
+    /// the playbooks, and `vars.yml` pointing Docker's repository at the local one.
+    pub fn start(name: &str, authentik: &AuthentikOptions, layout: &PveLayout) -> FlagshipLab {
+        let mut auth = Fleet::start(&format!("{name}-auth"), 1);
+        let repo = AptRepo::serve(&mut auth);
+        let pve = Fleet::start_pve(&format!("{name}-pve"), layout);
+        let lab = FlagshipLab { auth, pve, repo };
+        lab.start_fake_authentik(authentik);
+
+        // orch runs with the PVE fleet's HOME, which must know both fleets' host keys.
+        let known = std::fs::read_to_string(lab.auth.known_hosts()).expect("auth known_hosts");
+        let mut all_known = std::fs::read_to_string(lab.pve.known_hosts()).expect("known_hosts");
+        all_known.push_str(&known);
+        std::fs::write(lab.pve.known_hosts(), all_known).expect("known_hosts");
+
+        let line = |name: &str, ip: &str, key: &Path| {
+            format!(
+                "{name} ansible_host={ip} ansible_user=root ansible_ssh_private_key_file={}\n",
+                key.display()
+            )
+        };
+        let mut inventory = String::from("[authentik]\n");
+        inventory.push_str(&line(
+            AUTHENTIK_NAME,
+            &lab.auth.host(0).ip,
+            lab.auth.private_key(),
+        ));
+        let mut children = String::from("\n[pve:children]\n");
+        for cluster in lab.pve.clusters() {
+            let group = match &cluster.name {
+                Some(name) => format!("pve_{}", name.replace('-', "_")),
+                None => format!("pve_solo{}", cluster.hosts[0] + 1),
+            };
+            inventory.push_str(&format!("\n[{group}]\n"));
+            for &h in &cluster.hosts {
+                inventory.push_str(&line(
+                    &Self::pve_name(h),
+                    &lab.pve.host(h).ip,
+                    lab.pve.private_key(),
+                ));
+            }
+            children.push_str(&format!("{group}\n"));
+        }
+        inventory.push_str(&children);
+        lab.pve.write("hosts", &inventory);
+        lab.pve.write("playbooks/authentik-proxmox.yml", PLAYBOOK);
+        lab.pve.write("playbooks/docker.yml", DOCKER);
+        lab.pve.write("templates/authentik/compose.yml.j2", COMPOSE);
+        lab.write_vars("");
+        lab
+    }
+
+    /// The inventory name of PVE fleet host `index`.
+    pub fn pve_name(index: usize) -> String {
+        format!("pve{}.example.test", index + 1)
+    }
+
+    /// `vars.yml`: the local apt repository plus `extra` (YAML lines).
+    pub fn write_vars(&self, extra: &str) {
+        self.pve.write(
+            "vars.yml",
+            &format!(
+                "docker_apt_url: {}\ndocker_apt_key_url: {}\ndocker_manage_service: false\n{extra}",
+                self.repo.url, self.repo.key_url
+            ),
+        );
+    }
+
+    /// `run playbooks/authentik-proxmox.yml -i hosts -e @vars.yml` plus `extra`.
+    pub fn run(&self, extra: &[&str]) -> super::RunOutput {
+        let mut args = vec![
+            "run",
+            "playbooks/authentik-proxmox.yml",
+            "-i",
+            "hosts",
+            "-e",
+            "@vars.yml",
+        ];
+        args.extend_from_slice(extra);
+        self.pve.orch(&args)
+    }
+
+    /// Lets every PVE node resolve the Authentik name to the Authentik host, as DNS would.
+    pub fn resolve_authentik_on_pve(&self) {
+        let ip = &self.auth.host(0).ip;
+        for h in 0..self.pve.hosts().len() {
+            self.pve
+                .exec_ok(h, &format!("echo '{ip} {AUTHENTIK_NAME}' >> /etc/hosts"));
+        }
+    }
+
+    fn start_fake_authentik(&self, options: &AuthentikOptions) {
+        let container = self.auth.host(0).container.clone();
+        docker_cp(&container, STANDIN, "/usr/bin/docker");
+        docker_cp(&container, FAKE, "/opt/fake_authentik.py");
+        self.auth.exec_ok(
+            0,
+            "chmod 0755 /usr/bin/docker && mkdir -p /var/log/fake-authentik",
+        );
+        // Bound to all addresses when HTTPS is served: the PVE nodes fetch the issuer from there.
+        let (bind, https) = match options.https_port {
+            Some(port) => ("0.0.0.0", format!(" --https-port {port}")),
+            None => ("127.0.0.1", String::new()),
+        };
+        let started = run_bounded(
+            Command::new("docker").args([
+                "exec",
+                "-d",
+                &container,
+                "sh",
+                "-c",
+                &format!(
+                    "exec python3 /opt/fake_authentik.py --bind {bind}{https} --env-file /opt/authentik/.env \
+                     --version {} --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log",
+                    options.version
+                ),
+            ]),
+            None,
+            Duration::from_secs(60),
+        )
+        .expect("docker exec -d");
+        assert_eq!(started.code, 0, "{}", started.stderr);
+    }
+
+    /// The fake Authentik's objects.
+    pub fn authentik_state(&self) -> Value {
+        serde_json::from_str(&self.auth.exec_ok(0, &format!("cat {FAKE_STATE}")))
+            .expect("fake Authentik state")
+    }
+
+    /// A value of the Authentik host's `.env`.
+    pub fn env_value(&self, key: &str) -> String {
+        self.auth
+            .exec_ok(
+                0,
+                &format!("sed -n 's/^{key}=//p' /opt/authentik/.env | tail -n 1"),
+            )
+            .trim()
+            .to_string()
+    }
+}
+
+/// The tasks that reported `changed` in a human run, as `<task> @ <host>`, sorted.
+pub fn changed_tasks(stdout: &str) -> Vec<String> {
+    let mut task = String::new();
+    let mut out = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            task = rest.split(']').next().unwrap_or_default().to_string();
+        } else if let Some(rest) = line.strip_prefix("changed: [") {
+            out.push(format!(
+                "{task} @ {}",
+                rest.split(']').next().unwrap_or_default()
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
