@@ -46,6 +46,7 @@ pub mod testenv;
 #[cfg(test)]
 pub mod testhttp;
 pub mod textedit;
+pub mod tls;
 pub mod uri;
 pub mod urlfetch;
 pub mod user;

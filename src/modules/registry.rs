@@ -26,6 +26,8 @@ use super::slurp::Slurp;
 use super::stat::Stat;
 use super::systemd_service::SystemdService;
 use super::template::Template;
+use super::tls::ca_trust::CaTrust;
+use super::tls::internal_ca::InternalCa;
 use super::uri::Uri;
 use super::user::User;
 use super::wait_for::WaitFor;
@@ -69,6 +71,8 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &PveGroup,
     &PveAcl,
     &PveOidcPreflight,
+    &InternalCa,
+    &CaTrust,
 ];
 
 /// Collection prefixes under which the built-in modules are also known.

@@ -16,9 +16,18 @@ pub struct Redactor {
 
 impl Redactor {
     /// Registers a secret; values shorter than 4 characters are not masked (they would garble output).
+    /// A multi-line secret (a PEM private key) is also masked line by line, so that no part of it
+    /// shows when a template takes it apart; PEM armour lines are not secret and stay readable.
     pub fn add(&self, secret: &str) {
         if secret.len() < 4 {
             return;
+        }
+        if secret.trim_end().contains('\n') {
+            for line in secret.lines().map(str::trim) {
+                if line.len() >= 16 && !line.starts_with("-----") {
+                    self.add(line);
+                }
+            }
         }
         if let Ok(mut list) = self.secrets.write() {
             if !list.iter().any(|s| s == secret) {
@@ -69,6 +78,22 @@ mod tests {
         assert_eq!(
             r.value(&v),
             serde_json::json!({"a": ["x ******** y", "********"]})
+        );
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_masked_line_by_line_too() {
+        let r = Redactor::default();
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
+        r.add(key);
+        assert_eq!(r.text(&format!("k={key}")), "k=********");
+        assert_eq!(
+            r.text("line MIIEvQIBADANBgkqhkiG9w0BAQEFAASC and BKcwggSjAgEAAoIBAQC7"),
+            "line ******** and ********"
+        );
+        assert_eq!(
+            r.text("-----BEGIN PRIVATE KEY-----"),
+            "-----BEGIN PRIVATE KEY-----"
         );
     }
 }

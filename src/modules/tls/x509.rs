@@ -1,0 +1,294 @@
+//! Reading PEM certificates and keys, and making an RSA CA and server certificates with rcgen.
+//! Only public facts leave this module's readers (subject, names, dates, fingerprints); private keys
+//! are passed through as PEM text and never formatted into messages.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::parse_x509_pem;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+/// The public facts of one certificate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertInfo {
+    pub der: Vec<u8>,
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    /// DNS names and IP addresses, as text.
+    pub subject_alt_names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    /// The DER SubjectPublicKeyInfo, to match a private key.
+    pub public_key: Vec<u8>,
+    /// `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it.
+    pub fingerprint_sha256: String,
+}
+
+impl CertInfo {
+    /// The first certificate of a PEM text.
+    pub fn from_pem(pem: &str) -> Result<CertInfo, String> {
+        let (_, block) =
+            parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not a PEM certificate ({e})"))?;
+        if block.label != "CERTIFICATE" {
+            return Err(format!(
+                "expected a PEM CERTIFICATE block, found {}",
+                block.label
+            ));
+        }
+        CertInfo::from_der(&block.contents)
+    }
+
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, String> {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+            .map_err(|e| format!("not an X.509 certificate ({e})"))?;
+        let mut subject_alt_names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => subject_alt_names.push(dns.to_string()),
+                    GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_from_bytes(bytes) {
+                            subject_alt_names.push(ip.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_string);
+        Ok(CertInfo {
+            der: der.to_vec(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            common_name,
+            subject_alt_names,
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            is_ca: cert.is_ca(),
+            public_key: cert.public_key().raw.to_vec(),
+            fingerprint_sha256: fingerprint(der),
+        })
+    }
+
+    /// Whether `issuer`'s key signed this certificate.
+    pub fn is_signed_by(&self, issuer: &CertInfo) -> bool {
+        let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(&self.der) else {
+            return false;
+        };
+        let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&issuer.public_key) else {
+            return false;
+        };
+        cert.verify_signature(Some(&spki)).is_ok()
+    }
+
+    /// `not_after` as `2036-11-26 17:18:03 UTC`.
+    pub fn not_after_text(&self) -> String {
+        format_time(self.not_after)
+    }
+
+    /// Seconds until expiry (negative when expired).
+    pub fn seconds_left(&self) -> i64 {
+        self.not_after - now_unix()
+    }
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+pub fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+pub fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The DER SubjectPublicKeyInfo of a PEM private key (PKCS#8, or PKCS#1/SEC1 through rcgen).
+pub fn key_public_der(key_pem: &str) -> Result<Vec<u8>, String> {
+    use rcgen::PublicKeyData;
+    let key = rcgen::KeyPair::from_pem(key_pem)
+        .map_err(|_| "not a PEM private key rcgen can read (PKCS#8 RSA or ECDSA)".to_string())?;
+    Ok(key.subject_public_key_info())
+}
+
+/// Whether the private key belongs to the certificate.
+pub fn key_matches(key_pem: &str, cert: &CertInfo) -> bool {
+    key_public_der(key_pem).is_ok_and(|spki| spki == cert.public_key)
+}
+
+fn rsa_size(bits: u32) -> Result<rcgen::RsaKeySize, String> {
+    match bits {
+        2048 => Ok(rcgen::RsaKeySize::_2048),
+        3072 => Ok(rcgen::RsaKeySize::_3072),
+        4096 => Ok(rcgen::RsaKeySize::_4096),
+        other => Err(format!("key_size must be 2048, 3072 or 4096, got {other}")),
+    }
+}
+
+fn new_rsa_key(bits: u32) -> Result<rcgen::KeyPair, String> {
+    rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rsa_size(bits)?)
+        .map_err(|e| format!("cannot make an RSA key: {e}"))
+}
+
+/// Valid from a day ago (clock skew between hosts does not matter) for `days`.
+fn validity(params: &mut rcgen::CertificateParams, days: u32) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let day = Duration::from_secs(86_400);
+    params.not_before = epoch + now.saturating_sub(day);
+    params.not_after = epoch + now + day * days;
+}
+
+/// A certificate and its private key, as PEM.
+#[derive(Clone)]
+pub struct PemPair {
+    pub certificate: String,
+    pub private_key: String,
+}
+
+/// A self-signed RSA CA that may only sign server certificates below it (path length 0).
+pub fn make_ca(common_name: &str, days: u32, key_bits: u32) -> Result<PemPair, String> {
+    let fail = |e: rcgen::Error| format!("cannot make the CA certificate: {e}");
+    let key = new_rsa_key(key_bits)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "orch");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = false;
+    validity(&mut params, days);
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok(PemPair {
+        certificate: cert.pem(),
+        private_key: key.serialize_pem(),
+    })
+}
+
+/// An RSA server certificate for `names` (DNS names or IP addresses), signed by the CA.
+pub fn make_server_cert(
+    ca: &PemPair,
+    common_name: &str,
+    names: &[String],
+    days: u32,
+    key_bits: u32,
+) -> Result<PemPair, String> {
+    let fail = |e: rcgen::Error| format!("cannot make the server certificate: {e}");
+    let ca_key = rcgen::KeyPair::from_pem(&ca.private_key)
+        .map_err(|_| "the CA private key cannot be read".to_string())?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.certificate, ca_key).map_err(fail)?;
+    let key = new_rsa_key(key_bits)?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(fail)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, days);
+    let cert = params.signed_by(&key, &issuer).map_err(fail)?;
+    Ok(PemPair {
+        certificate: cert.pem(),
+        private_key: key.serialize_pem(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_certificate_chains_to_its_ca_and_names_the_host() {
+        let ca = make_ca("orch test CA", 30, 2048).unwrap();
+        let server = make_server_cert(
+            &ca,
+            "auth.example.test",
+            &["auth.example.test".into(), "192.0.2.10".into()],
+            10,
+            2048,
+        )
+        .unwrap();
+        let ca_info = CertInfo::from_pem(&ca.certificate).unwrap();
+        let info = CertInfo::from_pem(&server.certificate).unwrap();
+        assert!(ca_info.is_ca && !info.is_ca);
+        assert_eq!(info.common_name.as_deref(), Some("auth.example.test"));
+        assert_eq!(
+            info.subject_alt_names,
+            vec!["auth.example.test", "192.0.2.10"]
+        );
+        assert_eq!(info.issuer, ca_info.subject);
+        assert!(info.is_signed_by(&ca_info));
+        assert!(ca_info.is_signed_by(&ca_info));
+        let other = make_ca("another CA", 30, 2048).unwrap();
+        assert!(!info.is_signed_by(&CertInfo::from_pem(&other.certificate).unwrap()));
+        assert!(key_matches(&server.private_key, &info));
+        assert!(!key_matches(&ca.private_key, &info));
+        let days_left = info.seconds_left() / 86_400;
+        assert!((9..=10).contains(&days_left), "{days_left}");
+        assert_eq!(info.fingerprint_sha256.len(), 32 * 3 - 1);
+        assert_eq!(CertInfo::from_der(&info.der).unwrap(), info);
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        assert!(CertInfo::from_pem("hello").is_err());
+        let ca = make_ca("orch test CA", 30, 2048).unwrap();
+        assert!(CertInfo::from_pem(&ca.private_key)
+            .unwrap_err()
+            .contains("PRIVATE KEY"));
+        assert!(
+            key_public_der("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
+        assert!(make_ca("x", 1, 1024).is_err());
+    }
+}
