@@ -4,8 +4,10 @@
 //! Faked, because they cannot run here: Authentik itself (tests/support/fake_authentik, started on
 //! the Authentik host; the compose stand-in runs no processes), the Docker engine (the `docker`
 //! stand-in), Proxmox's pveum/pvesh (tests/support/fake_pve). The apt repository is a real, signed
-//! local one. The preflight's TLS check needs an HTTPS issuer the PVE nodes trust, which this layout
-//! does not provide, so it is switched off here; tests/pve_modules.rs covers it.
+//! local one. TLS is real: `authentik_tls: internal_ca` makes a CA and a certificate that the fake
+//! Authentik serves on 9443 (chosen per SNI from the brand, as Authentik does) once the playbook has
+//! set it as the brand's web certificate; the PVE nodes trust the CA through their system store, and
+//! the preflight and a plain `curl` from each node verify it.
 
 mod support;
 
@@ -33,11 +35,12 @@ fn generated_secrets(lab: &FlagshipLab) -> String {
 fn flagship(version: &str, name: &str) {
     let lab = FlagshipLab::start(
         name,
-        &AuthentikOptions::new(version),
+        &AuthentikOptions::new(version).https(9443),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
+    lab.resolve_authentik_on_pve();
     lab.write_vars(
-        "pve_oidc_preflight: false\n\
+        "authentik_tls: internal_ca\n\
          pve_oidc_groups: [{name: admins-authentik, comment: Authentik admins}]\n\
          pve_oidc_acls: [{path: /, roles: [Administrator], groups: [admins-authentik]}]\n",
     );
@@ -79,7 +82,15 @@ fn flagship(version: &str, name: &str) {
     assert!(token.len() >= 32, "bootstrap token generated");
 
     // Each cluster's realm, written once per cluster, with the right keys.
-    let issuer = "https://auth.example.test/application/o/proxmox/";
+    let issuer = "https://auth.example.test:9443/application/o/proxmox/";
+    assert_tls(&lab, &state, issuer);
+    let preflight = task_output(&first.stdout, "The issuer is reachable");
+    for h in 1..=3 {
+        assert!(
+            preflight.contains(&format!("ok: [pve{h}.example.test]")),
+            "the preflight ran and passed on every node\n{first}"
+        );
+    }
     for cluster in pve.clusters() {
         for &h in &cluster.hosts {
             let cfg = pve.domains_cfg(h);
@@ -211,12 +222,80 @@ fn flagship(version: &str, name: &str) {
     verbose.assert_code(0);
     json.assert_code(0);
     let password = lab.env_value("AUTHENTIK_BOOTSTRAP_PASSWORD");
+    let key_lines = auth.exec_ok(
+        0,
+        "grep -hv -- ----- /opt/authentik/orch-ca/server.key /opt/authentik/orch-ca/ca.key",
+    );
+    let mut secrets = vec![token.clone(), client_secret.clone(), password.clone()];
+    secrets.extend(
+        key_lines
+            .lines()
+            .filter(|l| l.len() >= 16)
+            .map(str::to_string),
+    );
     for run in [&first, &second, &check, &fix, &verbose, &json] {
-        for secret in [&token, &client_secret, &password] {
+        for secret in &secrets {
             assert!(
                 !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
                 "secret leaked\n{run}"
             );
         }
+    }
+}
+
+/// The console lines of one task, from its `TASK [...]` header to the next.
+fn task_output<'a>(stdout: &'a str, task_prefix: &str) -> &'a str {
+    let start = stdout
+        .find(&format!("TASK [{task_prefix}"))
+        .unwrap_or_else(|| panic!("no task '{task_prefix}' in\n{stdout}"));
+    let rest = &stdout[start + 6..];
+    let end = rest.find("TASK [").unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// `authentik_tls: internal_ca`: Authentik serves the orch-made certificate, and every PVE node
+/// trusts it through its own system store (checked with curl, independently of orch).
+fn assert_tls(lab: &FlagshipLab, state: &Value, issuer: &str) {
+    let ca = lab.auth.exec_ok(0, "cat /opt/authentik/orch-ca/ca.crt");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert_eq!(
+        lab.auth.exec_ok(
+            0,
+            "stat -c '%a' /opt/authentik/orch-ca/server.key /opt/authentik/orch-ca/ca.key"
+        ),
+        "600\n600\n"
+    );
+    let pair = state["certificatekeypairs"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["name"] == "auth.example.test HTTPS (orch CA)")
+        })
+        .unwrap_or_else(|| panic!("no HTTPS key pair in {state:#}"));
+    let brand = state["brands"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["default"] == true))
+        .unwrap_or_else(|| panic!("no default brand in {state:#}"));
+    assert_eq!(brand["web_certificate"], pair["pk"], "{brand:#}");
+    for h in 0..lab.pve.hosts().len() {
+        assert_eq!(
+            lab.pve.exec_ok(
+                h,
+                "cat /usr/local/share/ca-certificates/orch-authentik-ca.crt"
+            ),
+            ca,
+            "the CA on node {h}"
+        );
+        let discovery = lab.pve.exec(
+            h,
+            &format!("curl -sS --max-time 10 {issuer}.well-known/openid-configuration"),
+        );
+        assert_eq!(
+            discovery.code, 0,
+            "node {h} trusts Authentik's HTTPS: {}",
+            discovery.stderr
+        );
+        let doc: Value = serde_json::from_str(&discovery.stdout).expect("discovery JSON");
+        assert_eq!(doc["issuer"], issuer);
     }
 }
