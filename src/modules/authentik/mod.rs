@@ -8,6 +8,7 @@ pub mod application;
 pub mod certificate;
 pub mod provider;
 pub mod version;
+pub mod x509;
 
 use std::sync::Mutex;
 
