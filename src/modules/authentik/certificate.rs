@@ -317,12 +317,12 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
         .get("private_key_available")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let private_key = json!(if has_key {
+    let private_key = if has_key {
         "present (not shown)"
     } else {
         "absent"
-    });
-    let name = pair.get("name").cloned().unwrap_or(Value::Null);
+    };
+    let name = pair.get("name").and_then(Value::as_str).unwrap_or_default();
     let path = format!("{KEY_PAIRS}{pk}/view_certificate/");
     let described = match client.get_optional(env, &path).await {
         Ok(Some(body)) => body
@@ -331,23 +331,17 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
             .and_then(x509::describe),
         _ => None,
     };
-    let mut view = match described {
-        Some(info) => info.view(),
+    match described {
+        Some((leaf, chain_length)) => x509::pair_view(name, &leaf, chain_length, private_key),
         None => json!({
+            "name": name,
             "subject": pair.get("cert_subject").cloned().unwrap_or(Value::Null),
             "not_after": pair.get("cert_expiry").cloned().unwrap_or(Value::Null),
             "fingerprint_sha256": pair.get("fingerprint_sha256").cloned().unwrap_or(Value::Null),
             "key_type": key_type_of(pair, &client.features),
+            "private_key": private_key,
         }),
-    };
-    if let Some(map) = view.as_object_mut() {
-        let mut ordered = Map::new();
-        ordered.insert("name".into(), name);
-        ordered.extend(std::mem::take(map));
-        ordered.insert("private_key".into(), private_key);
-        *map = ordered;
     }
-    view
 }
 
 /// A warning for a certificate that has already expired (imported anyway: replacing it is the fix).
@@ -417,6 +411,8 @@ async fn plan_given(
         }
     };
     // What the pair will be; Authentik's own subject and expiry strings are known after the import.
+    result.insert("cert_subject".into(), Value::Null);
+    result.insert("cert_expiry".into(), Value::Null);
     result.insert(
         "fingerprint_sha256".into(),
         json!(given.leaf.fingerprint_sha256),

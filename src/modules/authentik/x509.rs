@@ -125,14 +125,21 @@ impl GivenPair {
 
     /// What the diff shows for the pair as it will be.
     pub fn view(&self, name: &str) -> Value {
-        let mut view = json!({"name": name});
-        if let (Some(map), Value::Object(leaf)) = (view.as_object_mut(), self.leaf.view()) {
-            map.extend(leaf);
-            map.insert("chain_length".into(), json!(self.chain_length));
-            map.insert("private_key".into(), json!("(given, not shown)"));
-        }
-        view
+        pair_view(name, &self.leaf, self.chain_length, "given (not shown)")
     }
+}
+
+/// A pair as diffs show it: its name, the leaf's public details, the chain length, and only
+/// whether there is a private key.
+pub fn pair_view(name: &str, leaf: &CertInfo, chain_length: usize, private_key: &str) -> Value {
+    let mut view = Map::new();
+    view.insert("name".into(), json!(name));
+    if let Value::Object(details) = leaf.view() {
+        view.extend(details);
+    }
+    view.insert("chain_length".into(), json!(chain_length));
+    view.insert("private_key".into(), json!(private_key));
+    Value::Object(view)
 }
 
 /// Each line trimmed, blank lines dropped, one final newline: what Authentik does to keys before
@@ -301,13 +308,13 @@ fn ip_text(bytes: &[u8]) -> String {
     }
 }
 
-/// The details of a certificate Authentik already holds (from `view_certificate/`), for the diff's
-/// "before"; None when it does not parse.
-pub fn describe(certificate_pem: &str) -> Option<CertInfo> {
+/// The leaf details and chain length of a certificate Authentik already holds (from
+/// `view_certificate/`), for the diff's "before"; None when it does not parse.
+pub fn describe(certificate_pem: &str) -> Option<(CertInfo, usize)> {
     let chain = read_chain(&normalize(certificate_pem)).ok()?;
     let der = chain.first()?;
     let (_, cert) = X509Certificate::from_der(der).ok()?;
-    Some(cert_info(&cert, der))
+    Some((cert_info(&cert, der), chain.len()))
 }
 
 #[cfg(test)]
@@ -501,8 +508,9 @@ pub mod tests {
             assert!(!view.contains(line));
         }
         assert!(view.contains("not_after"));
-        let described = describe(&cert).unwrap();
+        let (described, chain_length) = describe(&cert).unwrap();
         assert_eq!(described, given.leaf);
+        assert_eq!(chain_length, 1);
         assert!(!described.expired(0));
         assert!(describe("garbage").is_none());
     }
