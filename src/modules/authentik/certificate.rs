@@ -309,9 +309,9 @@ fn given_data(args: &Args) -> Result<Given, ModuleError> {
 }
 
 /// The before side of a replacement's diff: the certificate Authentik holds, read back
-/// (`view_certificate/`, public data, though Authentik logs a `secret_view` event for it) so that
-/// both sides show the same details, SANs included; Authentik's own summary fields when that fails.
-/// Only read when the pair is about to be replaced.
+/// (`view_certificate/`, public data) so that both sides show the same details, SANs included;
+/// Authentik's own summary fields otherwise. Authentik logs a `secret_view` event for every read,
+/// so it is read only when a diff was asked for and the pair is about to be replaced.
 async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: &str) -> Value {
     let has_key = pair
         .get("private_key_available")
@@ -324,7 +324,12 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
     };
     let name = pair.get("name").and_then(Value::as_str).unwrap_or_default();
     let path = format!("{KEY_PAIRS}{pk}/view_certificate/");
-    let described = match client.get_optional(env, &path).await {
+    let read = if env.diff_mode() {
+        client.get_optional(env, &path).await
+    } else {
+        Ok(None)
+    };
+    let described = match read {
         Ok(Some(body)) => body
             .get("data")
             .and_then(Value::as_str)
@@ -374,6 +379,29 @@ async fn plan_given(
     }
     // Checked before any API call: a bad pair fails here, even in check mode.
     let given = GivenPair::parse(certificate, key, require_rsa, &name)?;
+    let secrets = given.secrets.clone();
+    plan_given_pair(env, args, name, given)
+        .await
+        .map_err(|e| keep_secrets(e, &secrets))
+}
+
+/// A failure that still declares the key as a secret, whatever its message quotes.
+fn keep_secrets(error: ModuleError, secrets: &[String]) -> ModuleError {
+    match error {
+        ModuleError::Failed { msg, mut result } => {
+            result.entry(SECRETS_KEY).or_insert_with(|| json!(secrets));
+            ModuleError::Failed { msg, result }
+        }
+        other => other,
+    }
+}
+
+async fn plan_given_pair(
+    env: &dyn TaskEnv,
+    args: &Args,
+    name: String,
+    given: GivenPair,
+) -> Result<Plan, ModuleError> {
     let Some(mut client) = super::connect_for_plan(env, args).await? else {
         let mut plan = super::unreachable_in_check();
         plan.result.insert(SECRETS_KEY.into(), json!(given.secrets));
@@ -443,6 +471,17 @@ async fn plan_given(
 }
 
 async fn apply_given(
+    env: &dyn TaskEnv,
+    client: Client,
+    work: GivenWork,
+) -> Result<Map<String, Value>, ModuleError> {
+    let secrets = work.pair.secrets.clone();
+    send_given(env, client, work)
+        .await
+        .map_err(|e| keep_secrets(e, &secrets))
+}
+
+async fn send_given(
     env: &dyn TaskEnv,
     mut client: Client,
     work: GivenWork,
@@ -811,6 +850,14 @@ mod tests {
         assert!(check_usable_as(&ec, &new, "fix", true).is_err());
         let keyless = json!({"name": "web", "key_type": "ec", "private_key_available": false});
         assert!(check_usable_as(&keyless, &new, "fix", false).is_err());
+    }
+
+    #[test]
+    fn failures_after_the_check_still_declare_the_key() {
+        let failed = keep_secrets(ModuleError::msg("API said no"), &["KEYLINE".to_string()]);
+        let (msg, result) = crate::modules::testenv::failure(Err(failed));
+        assert_eq!(msg, "API said no");
+        assert_eq!(result[SECRETS_KEY], json!(["KEYLINE"]));
     }
 
     fn base64_body(pem: &str) -> Vec<u8> {
