@@ -2,7 +2,9 @@
 
 use super::apt::Apt;
 use super::apt_repository::AptRepository;
-use super::authentik::{AuthentikApplication, AuthentikCertificate, AuthentikProviderOauth2};
+use super::authentik::{
+    AuthentikApplication, AuthentikBrand, AuthentikCertificate, AuthentikProviderOauth2,
+};
 use super::authentik_wait::AuthentikWait;
 use super::blockinfile::BlockInFile;
 use super::command::{Command, Raw, Shell};
@@ -65,6 +67,7 @@ static MODULES: &[&(dyn Module + 'static)] = &[
     &AuthentikCertificate,
     &AuthentikProviderOauth2,
     &AuthentikApplication,
+    &AuthentikBrand,
     &EnvFile,
     &AuthentikWait,
     &PveRealm,

@@ -1,13 +1,15 @@
 //! Authentik API modules, run on the controller against the Authentik host's API (through the
 //! host's SSH session by default): `authentik_certificate`, `authentik_provider_oauth2`,
-//! `authentik_application`. Facts: /work/shared/reference/authentik-api.md.
+//! `authentik_application`, `authentik_brand`. Facts: /work/shared/reference/authentik-api.md.
 #![allow(dead_code)]
 
 pub mod api;
 pub mod application;
+pub mod brand;
 pub mod certificate;
 pub mod provider;
 pub mod version;
+pub mod x509;
 
 use std::sync::Mutex;
 
@@ -17,6 +19,7 @@ use super::{Diff, ModuleError, Plan};
 use api::Client;
 
 pub use application::AuthentikApplication;
+pub use brand::AuthentikBrand;
 pub use certificate::AuthentikCertificate;
 pub use provider::AuthentikProviderOauth2;
 
@@ -183,10 +186,11 @@ mod tests {
     #[test]
     fn every_module_accepts_the_connection_arguments() {
         use crate::modules::Module;
-        let modules: [&dyn Module; 3] = [
+        let modules: [&dyn Module; 4] = [
             &AuthentikCertificate,
             &AuthentikProviderOauth2,
             &AuthentikApplication,
+            &AuthentikBrand,
         ];
         for module in modules {
             let names: Vec<&str> = module.spec().args.iter().map(|a| a.name).collect();
