@@ -60,7 +60,7 @@ fn playbook() -> String {
     )
 }
 
-fn start_fake(fleet: &Fleet, version: &str, token: &str) {
+fn start_fake(fleet: &Fleet, version: &str, token: &str, extra: &str) {
     let container = &fleet.host(0).container;
     let copied = run_bounded(
         Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
@@ -85,7 +85,7 @@ fn start_fake(fleet: &Fleet, version: &str, token: &str) {
             "sh",
             "-c",
             &format!(
-                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --https-port 9443 \
+                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --https-port 9443 {extra} \
                  --env-file /opt/authentik/.env --version {version} 2>/var/log/fake-authentik/stderr.log"
             ),
         ]),
@@ -244,7 +244,7 @@ fn changed_tasks(stdout: &str) -> Vec<String> {
 fn suite(version: &str, test_name: &str) {
     let fleet = Fleet::start(test_name, 1);
     let token = format!("ak-tls-token-{}-{}", std::process::id(), test_name.len());
-    start_fake(&fleet, version, &token);
+    start_fake(&fleet, version, &token, "");
     let (first_fp, first_key) = make_pair(&fleet, false);
     let before = served_fingerprint(&fleet);
     assert_eq!(before.len(), 64);
@@ -369,4 +369,63 @@ fn web_certificate_is_imported_and_served_on_2024_12() {
 #[test]
 fn web_certificate_is_imported_and_served_on_2026_5() {
     suite("2026.5.6", "ak-tls-2026-5");
+}
+
+/// Authentik serves a brand's new certificate only at its next reload (a timer, not the PATCH):
+/// authentik_brand waits until the HTTPS listener presents it, and says why when it gives up.
+#[test]
+fn the_brand_waits_until_authentik_serves_the_new_certificate() {
+    let fleet = Fleet::start("ak-tls-reload", 1);
+    let token = format!("ak-tls-token-{}-reload", std::process::id());
+    start_fake(&fleet, "2026.5.6", &token, "--tls-reload-interval 15");
+    let (fingerprint, _) = make_pair(&fleet, false);
+    let old = served_fingerprint(&fleet);
+    let site = |timeout: u32| {
+        format!(
+            r#"
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - slurp: {{src: {CERT}}}
+      register: crt
+    - slurp: {{src: {KEY}}}
+      register: key
+      no_log: true
+    - name: web certificate
+      authentik_certificate:
+        name: authentik-web
+        certificate_data: "{{{{ crt.content | b64decode }}}}"
+        key_data: "{{{{ key.content | b64decode }}}}"
+        env_file_path: /opt/authentik/.env
+        authentik_host: {HOST}
+    - name: brand
+      authentik_brand:
+        web_certificate: authentik-web
+        serve_timeout: {timeout}
+        env_file_path: /opt/authentik/.env
+        authentik_host: {HOST}
+"#
+        )
+    };
+    let inv = fleet.inventory();
+    let inv = inv.to_str().unwrap();
+    fleet.write("site.yml", &site(2));
+    let impatient = fleet.orch(&["run", "site.yml", "-i", inv]);
+    impatient.assert_code(2);
+    impatient.assert_stdout_contains("does not serve key pair 'authentik-web'");
+    impatient.assert_stdout_contains("loads brand certificates every few minutes");
+    assert_eq!(
+        default_brand(&state(&fleet))["web_certificate"],
+        web_pair(&state(&fleet))["pk"],
+        "the brand was set before the wait"
+    );
+
+    // The rerun finds the brand set and waits (nothing to change) until the reload.
+    fleet.write("site.yml", &site(60));
+    let patient = fleet.orch(&["run", "site.yml", "-i", inv]);
+    patient.assert_code(0);
+    assert_eq!(patient.recap("h1").changed, 0, "{patient}");
+    let served = served_fingerprint(&fleet);
+    assert_eq!(served, fingerprint, "served after the wait");
+    assert_ne!(served, old);
 }

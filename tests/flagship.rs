@@ -35,7 +35,7 @@ fn generated_secrets(lab: &FlagshipLab) -> String {
 fn flagship(version: &str, name: &str) {
     let lab = FlagshipLab::start(
         name,
-        &AuthentikOptions::new(version).https(9443),
+        &AuthentikOptions::new(version).https(9443).tls_reload(5),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
     lab.resolve_authentik_on_pve();

@@ -35,6 +35,8 @@ pub struct AuthentikOptions {
     pub version: String,
     /// Also serve HTTPS (with the brand's web certificate) on this port, as Authentik does on 9443.
     pub https_port: Option<u16>,
+    /// Seconds before a new brand certificate is served (Authentik reloads them on a timer).
+    pub tls_reload_seconds: u32,
 }
 
 impl AuthentikOptions {
@@ -42,6 +44,7 @@ impl AuthentikOptions {
         AuthentikOptions {
             version: version.into(),
             https_port: None,
+            tls_reload_seconds: 0,
         }
     }
 
@@ -49,8 +52,15 @@ impl AuthentikOptions {
         self.https_port = Some(port);
         self
     }
+
+    pub fn tls_reload(mut self, seconds: u32) -> AuthentikOptions {
+        self.tls_reload_seconds = seconds;
+        self
+    }
 }
 
+/// Field order matters: the Authentik fleet is dropped first, since its host may be attached to
+/// the PVE fleet's network.
 pub struct FlagshipLab {
     pub auth: Fleet,
     pub pve: PveFleet,
@@ -150,9 +160,10 @@ impl FlagshipLab {
         self.pve.orch(&args)
     }
 
-    /// Lets every PVE node resolve the Authentik name to the Authentik host, as DNS would.
+    /// Lets every PVE node reach the Authentik host (on the PVE network) and resolve its name, as
+    /// DNS would.
     pub fn resolve_authentik_on_pve(&self) {
-        let ip = &self.auth.host(0).ip;
+        let ip = self.pve.connect_foreign(&self.auth.host(0).container, 0);
         for h in 0..self.pve.hosts().len() {
             self.pve
                 .exec_ok(h, &format!("echo '{ip} {AUTHENTIK_NAME}' >> /etc/hosts"));
@@ -169,7 +180,13 @@ impl FlagshipLab {
         );
         // Bound to all addresses when HTTPS is served: the PVE nodes fetch the issuer from there.
         let (bind, https) = match options.https_port {
-            Some(port) => ("0.0.0.0", format!(" --https-port {port}")),
+            Some(port) => (
+                "0.0.0.0",
+                format!(
+                    " --https-port {port} --tls-reload-interval {}",
+                    options.tls_reload_seconds
+                ),
+            ),
             None => ("127.0.0.1", String::new()),
         };
         let started = run_bounded(

@@ -403,6 +403,20 @@ impl Fleet {
         ip
     }
 
+    /// Connects a container of another fleet to this fleet's network at a fixed address (after the
+    /// hosts' and services' ones), so that this fleet's hosts can reach it; returns that address.
+    /// Drop the other fleet first: a network with a foreign endpoint cannot be removed.
+    #[track_caller]
+    pub fn connect_foreign(&self, container: &str, slot: usize) -> String {
+        let network = self.network.as_ref().expect("fleet network");
+        let ip = network
+            .host_address(64 + slot)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .to_string();
+        docker_ok(&["network", "connect", "--ip", &ip, &network.name, container]);
+        ip
+    }
+
     /// Graceful stop (`docker stop`, SIGTERM then SIGKILL after 2 s): sshd closes its connections.
     #[track_caller]
     pub fn stop(&self, host: usize) {

@@ -540,6 +540,46 @@ impl Client {
             .ok_or_else(|| ModuleError::msg("no connection to Authentik"))
     }
 
+    /// The SHA-256 fingerprint (Authentik's lowercase colon-separated form) of the certificate
+    /// Authentik's HTTPS listener on `https_port` presents for `server_name` (SNI), reached the same
+    /// way as the API. The certificate is only read, not verified: this asks which one is served.
+    pub async fn served_certificate(
+        &self,
+        env: &dyn TaskEnv,
+        https_port: u16,
+        server_name: &str,
+    ) -> Result<String, ModuleError> {
+        let (stream, at): (Box<dyn Tunnel>, String) = match &self.options.endpoint {
+            Endpoint::Tunnel { host, .. } => (
+                env.open_tunnel(host, https_port).await?,
+                format!("{host}:{https_port} on the Authentik host"),
+            ),
+            Endpoint::Direct { host, .. } => (
+                Box::new(
+                    tokio::net::TcpStream::connect((host.as_str(), https_port))
+                        .await
+                        .map_err(|e| ModuleError::msg(format!("{host}:{https_port}: {e}")))?,
+                ),
+                format!("{host}:{https_port}"),
+            ),
+        };
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| {
+                ModuleError::msg(format!("{server_name} is not a valid TLS server name: {e}"))
+            })?;
+        let tls = tls_connector(false, None)?
+            .connect(name, stream)
+            .await
+            .map_err(|e| ModuleError::msg(format!("TLS handshake with {at} failed: {e}")))?;
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .ok_or_else(|| ModuleError::msg(format!("{at} presented no certificate")))?;
+        Ok(super::x509::fingerprint_sha256(leaf.as_ref()))
+    }
+
     async fn open_stream(&self, env: &dyn TaskEnv) -> Result<Box<dyn Tunnel>, ModuleError> {
         match &self.options.endpoint {
             Endpoint::Tunnel { host, port } => match env.open_tunnel(host, *port).await {

@@ -21,7 +21,14 @@ static SPEC: ArgSpec = authentik_spec!(
     Arg::opt("domain"),
     Arg::opt("web_certificate"),
     Arg::opt("branding_title"),
+    Arg::opt("https_port"),
+    Arg::opt("serve_timeout"),
 );
+
+/// Authentik's HTTPS listener (COMPOSE_PORT_HTTPS's container side, and its default host side).
+const DEFAULT_HTTPS_PORT: i64 = 9443;
+/// Authentik's server reloads brand certificates periodically (every few minutes), not on PATCH.
+const DEFAULT_SERVE_TIMEOUT: i64 = 300;
 
 pub const BRANDS: &str = "/api/v3/core/brands/";
 
@@ -154,6 +161,8 @@ pub struct PairRef {
     /// None in check mode when the pair does not exist yet.
     pub pk: Option<String>,
     pub name: String,
+    /// Authentik's `fingerprint_sha256` of the pair's certificate.
+    pub fingerprint: Option<String>,
 }
 
 async fn resolve_pair(
@@ -174,11 +183,16 @@ async fn resolve_pair(
             Ok(PairRef {
                 pk: pair.get("pk").and_then(scalar_text),
                 name: name.to_string(),
+                fingerprint: pair
+                    .get("fingerprint_sha256")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             })
         }
         None if env.check_mode() => Ok(PairRef {
             pk: None,
             name: name.to_string(),
+            fingerprint: None,
         }),
         None => Err(ModuleError::msg(format!(
             "Authentik has no certificate-key pair named '{name}' (web_certificate): import it first with \
@@ -265,6 +279,79 @@ struct Patch {
     fields: Map<String, Value>,
     cert_name: Option<String>,
     matched: Matched,
+    serve: Option<ServeCheck>,
+}
+
+/// After setting a web certificate: wait until Authentik's HTTPS listener presents it, because
+/// Authentik loads brand certificates on a timer, and the next tasks (Proxmox nodes fetching the
+/// issuer) need the new one.
+#[derive(Clone, Debug)]
+struct ServeCheck {
+    port: u16,
+    server_name: String,
+    pair_name: String,
+    fingerprint: String,
+    timeout: std::time::Duration,
+}
+
+impl ServeCheck {
+    fn from_args(
+        args: &Args,
+        pair: Option<&PairRef>,
+        public_host: Option<&str>,
+    ) -> Result<Option<ServeCheck>, ModuleError> {
+        let port = args.int("https_port")?.unwrap_or(DEFAULT_HTTPS_PORT);
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+            ModuleError::msg(format!("https_port must be a TCP port, got {port}"))
+        })?;
+        let timeout = args.int("serve_timeout")?.unwrap_or(DEFAULT_SERVE_TIMEOUT);
+        if timeout < 0 {
+            return Err(ModuleError::msg(format!(
+                "serve_timeout must be 0 (do not wait) or more seconds, got {timeout}"
+            )));
+        }
+        let (Some(pair), Some(host)) = (pair, public_host) else {
+            return Ok(None);
+        };
+        let Some(fingerprint) = pair.fingerprint.clone() else {
+            return Ok(None);
+        };
+        Ok((timeout > 0).then(|| ServeCheck {
+            port,
+            server_name: strip_port(host).to_string(),
+            pair_name: pair.name.clone(),
+            fingerprint,
+            timeout: std::time::Duration::from_secs(timeout as u64),
+        }))
+    }
+
+    async fn wait(&self, client: &Client, env: &dyn TaskEnv) -> Result<(), ModuleError> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            let last = match client
+                .served_certificate(env, self.port, &self.server_name)
+                .await
+            {
+                Ok(seen) if seen.eq_ignore_ascii_case(&self.fingerprint) => return Ok(()),
+                Ok(seen) => format!("it serves the certificate with sha256 {seen}"),
+                Err(ModuleError::Failed { msg, .. }) => msg,
+                Err(lost) => return Err(lost),
+            };
+            if std::time::Instant::now() >= deadline {
+                return Err(ModuleError::msg(format!(
+                    "Authentik does not serve key pair '{}' (sha256 {}) for {} on port {} after {} s: {last}. \
+                     Authentik loads brand certificates every few minutes: rerun or raise serve_timeout; \
+                     check that https_port is Authentik's HTTPS port",
+                    self.pair_name,
+                    self.fingerprint,
+                    self.server_name,
+                    self.port,
+                    self.timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -298,7 +385,10 @@ impl Module for AuthentikBrand {
         let changed = changed_fields(&desired, &brand);
         // Names of the pairs on both sides of the diff.
         let mut names: Vec<(String, String)> = Vec::new();
-        if let Some(PairRef { pk: Some(pk), name }) = &pair {
+        if let Some(PairRef {
+            pk: Some(pk), name, ..
+        }) = &pair
+        {
             names.push((pk.clone(), name.clone()));
         }
         let current_pk = brand
@@ -316,7 +406,12 @@ impl Module for AuthentikBrand {
             names.push((pk.clone(), name.clone()));
         }
         let mut result = brand_result(&brand, current_name.as_deref(), &matched, &client);
+        let serve = ServeCheck::from_args(args, pair.as_ref(), public_host.as_deref())?;
         if changed.is_empty() {
+            // Set by an earlier run that may have stopped before Authentik served it.
+            if let (Some(serve), false) = (&serve, env.check_mode()) {
+                serve.wait(&client, env).await?;
+            }
             return Ok(Plan::unchanged(result));
         }
         let before: Map<String, Value> = changed
@@ -359,6 +454,7 @@ impl Module for AuthentikBrand {
                     fields: after,
                     cert_name,
                     matched,
+                    serve,
                 },
             }
             .into_plan_data(),
@@ -382,6 +478,9 @@ impl Module for AuthentikBrand {
             )
             .await?
             .body;
+        if let Some(serve) = &work.serve {
+            serve.wait(&client, env).await?;
+        }
         let mut result = brand_result(&saved, work.cert_name.as_deref(), &work.matched, &client);
         result.insert("changed_fields".into(), json!(changed));
         Ok(result)
@@ -465,6 +564,7 @@ mod tests {
         let pair = PairRef {
             pk: Some("kp-1".into()),
             name: "web".into(),
+            fingerprint: Some("ab:cd".into()),
         };
         let body = desired(&w, Some(&pair));
         assert_eq!(body["web_certificate"], "kp-1");
@@ -485,6 +585,7 @@ mod tests {
         let pending = PairRef {
             pk: None,
             name: "web".into(),
+            fingerprint: None,
         };
         assert_eq!(
             desired(&w, Some(&pending))["web_certificate"],

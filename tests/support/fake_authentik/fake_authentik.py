@@ -407,7 +407,15 @@ class FakeAuthentik:
     # -- TLS (the 9443 listener): the brand's web certificate, chosen by SNI like authentik's router --
     def tls_context_for(self, server_name):
         with self.lock:
-            state = self.load_state()
+            # authentik's server (internal/web/brand_tls) reloads brands and their certificates on a
+            # timer, not when they change: --tls-reload-interval imitates that delay.
+            now = time.monotonic()
+            interval = self.options.tls_reload_interval
+            snapshot = getattr(self, "_tls_snapshot", None)
+            if snapshot is None or now - snapshot[0] >= interval:
+                snapshot = (now, self.load_state())
+                self._tls_snapshot = snapshot
+            state = snapshot[1]
             brand = match_brand(state["brands"], server_name or "")
             kp = None
             if brand and brand.get("web_certificate"):
@@ -1484,6 +1492,8 @@ def parse_args(argv):
     parser.add_argument("--port", type=int, default=9000, help="HTTP port (authentik: 9000)")
     parser.add_argument("--https-port", type=int, default=None,
                         help="also serve HTTPS here with the brand's web certificate (authentik: 9443)")
+    parser.add_argument("--tls-reload-interval", type=float, default=0.0,
+                        help="seconds between reloads of the brands' certificates for HTTPS (authentik: 180)")
     parser.add_argument("--state", default="/var/lib/fake-authentik/state.json", help="JSON state file")
     parser.add_argument("--log", default="/var/log/fake-authentik/requests.log", help="request log (JSON lines)")
     parser.add_argument("--env-file", default=None, help="compose .env with AUTHENTIK_BOOTSTRAP_* values")
