@@ -241,6 +241,40 @@ fn flagship(version: &str, name: &str) {
             );
         }
     }
+
+    // Acceptance 4 on the playbook itself (the ECDSA pair and the issuer without its slash are
+    // covered per module in authentik_api.rs and pve_modules.rs, on both Authentik versions).
+    // username-claim cannot change on an existing realm: a clear failure, nothing written.
+    let claim = lab.run(&["-e", "pve_username_claim=email"]);
+    claim.assert_code(2);
+    assert!(
+        claim.stdout.contains("username-claim") && claim.stdout.contains("recreate"),
+        "the failure names the claim and the way out\n{claim}"
+    );
+    assert!(pve
+        .domains_cfg(lab0)
+        .contains("\tusername-claim preferred_username\n"));
+    // An issuer the standalone node cannot reach: its preflight fails with cause and fix, before
+    // its realm step; the cluster's nodes are unaffected.
+    pve.exec_ok(
+        solo,
+        "grep -v auth.example.test /etc/hosts > /tmp/hosts; \
+         echo '127.0.0.1 auth.example.test' >> /tmp/hosts; cat /tmp/hosts > /etc/hosts",
+    );
+    let unreachable = lab.run(&[]);
+    unreachable.assert_code(2);
+    let preflight = task_output(&unreachable.stdout, "The issuer is reachable");
+    assert!(
+        preflight.contains("fatal: [pve3.example.test]")
+            && preflight.contains("unreachable: route")
+            && preflight.contains("that Authentik listens on port 9443"),
+        "{unreachable}"
+    );
+    assert!(
+        preflight.contains("ok: [pve1.example.test]"),
+        "{unreachable}"
+    );
+    assert_eq!(unreachable.recap("pve3.example.test").failed, 1);
 }
 
 /// The console lines of one task, from its `TASK [...]` header to the next.
