@@ -537,22 +537,67 @@ impl Templar {
     }
 }
 
-/// The unknown names behind an undefined value (see `unknown`): the lookups this render missed because
-/// of them. None when the undefined variable is one that nothing defines at all and that is not
-/// unknown (a typo stays an error, even if a guarded lookup of an unknown value came first).
+/// The unknown names behind an undefined value (see `unknown`): the lookups this render missed
+/// because of them. Empty when the undefined value itself is not one of those misses: the path the
+/// error names (`settings.prot`, `hostvars.h1.fact`) is walked, and the key found missing must be an
+/// unknown name or a key of an unknown value. So a typo stays an error, even when a guarded lookup
+/// of an unknown value came first in the same template.
 fn unknown_cause(undefined: Option<&str>, vars: &Value) -> Vec<String> {
     let missed = unknown::missed();
     if missed.is_empty() {
         return missed;
     }
-    if let Some(path) = undefined {
-        let root = root_name(path);
-        let absent = vars.get_attr(root).map_or(true, |v| v.is_undefined());
-        if absent && !missed.iter().any(|n| n == root) {
-            return Vec::new();
+    let Some(keys) = undefined.and_then(path_keys) else {
+        // No path to check (e.g. a dynamic subscript): the misses are the best answer.
+        return missed;
+    };
+    let mut current = vars.clone();
+    for key in keys {
+        if unknown::is_unknown_value(&current) {
+            return missed;
+        }
+        match current.get_item(&key) {
+            Ok(next) if !next.is_undefined() => current = next,
+            _ => {
+                let unknown_name = key.as_str().is_some_and(|k| missed.iter().any(|n| n == k));
+                return if unknown_name { missed } else { Vec::new() };
+            }
         }
     }
     missed
+}
+
+/// `a.b[0]['c']` as the keys `a`, `b`, 0, `c`; None for anything else (a variable subscript).
+fn path_keys(path: &str) -> Option<Vec<Value>> {
+    let mut keys = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']')?;
+            let text = inner[..end].trim();
+            let key = if let Ok(n) = text.parse::<i64>() {
+                Value::from(n)
+            } else {
+                let quoted = text
+                    .strip_prefix('\'')
+                    .and_then(|t| t.strip_suffix('\''))
+                    .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))?;
+                Value::from(quoted)
+            };
+            keys.push(key);
+            rest = &inner[end + 1..];
+        } else {
+            let name_part = rest.strip_prefix('.').unwrap_or(rest);
+            let end = name_part.find(['.', '[']).unwrap_or(name_part.len());
+            let name = &name_part[..end];
+            if !is_identifier(name) {
+                return None;
+            }
+            keys.push(Value::from(name));
+            rest = &name_part[end..];
+        }
+    }
+    Some(keys)
 }
 
 fn is_mandatory_error(error: &Error) -> bool {

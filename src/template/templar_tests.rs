@@ -1005,6 +1005,26 @@ fn undefined_values_behind_unknown_names_are_named() {
     assert!(unknown("{{ typo }}").is_empty());
     assert!(unknown("{{ known.typo }}").is_empty());
     assert!(unknown("{{ out.stdout | default('') }}{{ typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ known.typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ hv.h2.typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ known['a'].typo }}").is_empty());
+}
+
+#[test]
+fn undefined_paths_split_into_keys() {
+    let keys = |p: &str| path_keys(p).map(|k| k.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        keys("a.b[0]['c'][\"d\"]"),
+        Some(vec![
+            "a".into(),
+            "b".into(),
+            "0".into(),
+            "c".into(),
+            "d".into()
+        ])
+    );
+    assert_eq!(keys("hostvars[host].x"), None);
+    assert_eq!(keys("a."), None);
 }
 
 #[test]

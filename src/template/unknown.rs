@@ -112,6 +112,11 @@ fn wrap_as(value: Value, name: Arc<str>) -> Value {
     }
 }
 
+/// Whether `value` is (a part of) an unknown name's value.
+pub fn is_unknown_value(value: &Value) -> bool {
+    value.downcast_object_ref::<UnknownValue>().is_some()
+}
+
 impl Object for UnknownValue {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         if self.inner.kind() == ValueKind::Seq {
