@@ -449,7 +449,9 @@ impl Runner {
         result
             .entry("changed")
             .or_insert(json!(status == HostStatus::Changed));
-        if no_log {
+        // A check-mode skip holds only engine text naming variables: masking those names would
+        // mask them everywhere from now on.
+        if no_log && !result.contains_key(UNKNOWN_KEY) {
             self.redact_everything(&result);
         }
         // Module warnings are shown as Ansible shows them.
