@@ -14,14 +14,18 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 
-/// The run's names whose values only a real run gives.
+/// The run's names whose values only a real run gives. Names are never removed: a name stays
+/// unknown for every host once one host's value of it is.
 #[derive(Debug, Default)]
 pub struct Unknowns {
     names: RwLock<BTreeSet<String>>,
+    /// Every variable lookup asks; most runs never add a name, and then no lock is taken.
+    any: AtomicBool,
 }
 
 impl Unknowns {
@@ -30,20 +34,16 @@ impl Unknowns {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string());
+        self.any.store(true, Ordering::Release);
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(name)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        self.any.load(Ordering::Acquire)
+            && self
+                .names
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name)
     }
 }
 
