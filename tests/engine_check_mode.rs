@@ -78,3 +78,161 @@ fn check_predicts_and_changes_nothing() {
         "<h1>hi</h1>\n"
     );
 }
+
+/// Ansible #31113: what check mode cannot run registers nothing useful; tasks that depend on it.
+const DEPENDENTS: &str = r#"
+- hosts: h1
+  gather_facts: no
+  tasks:
+    - name: read the version
+      command: cat /etc/debian_version
+      register: version
+    - name: remember it
+      set_fact:
+        debian_version: "{{ version.stdout }}"
+        version_lines: "{{ version.stdout_lines | length }}"
+    - name: show it
+      debug: {msg: "{{ debian_version }}"}
+    - name: write it
+      copy: {content: "{{ debian_version }}\n", dest: /tmp/version.txt}
+    - name: only if it ran
+      copy: {content: "ran\n", dest: /tmp/ran.txt}
+      when: version.rc == 0
+- hosts: h2
+  gather_facts: no
+  vars:
+    peer_version: "{{ hostvars['h1'].debian_version }}"
+  tasks:
+    - name: write the peer's
+      copy: {content: "{{ peer_version }}\n", dest: /tmp/peer.txt}
+    - name: unrelated
+      copy: {content: "plain\n", dest: /tmp/plain.txt}
+"#;
+
+/// The line each host printed for `task`, as `host: line`.
+fn result_lines(stdout: &str, task: &str) -> Vec<String> {
+    let mut current = String::new();
+    let mut out = Vec::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            current = rest.split(']').next().unwrap_or_default().to_string();
+        } else if current == task
+            && ["ok: ", "changed: ", "skipping: ", "fatal: "]
+                .iter()
+                .any(|p| line.starts_with(p))
+        {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn check_mode_skips_what_depends_on_results_only_a_real_run_gives() {
+    let fleet = Fleet::start("checkdeps", 2);
+    fleet.write("site.yml", DEPENDENTS);
+    let inv = fleet.inventory();
+    let inv = inv.to_str().expect("path");
+    let files = "ls /tmp/version.txt /tmp/ran.txt /tmp/peer.txt /tmp/plain.txt 2>/dev/null; true";
+
+    let check = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff"]);
+    check.assert_code(0);
+    let reason =
+        |names: &str| format!("(check mode: depends on results only a real run gives: {names})");
+    for (task, host, names) in [
+        ("remember it", "h1", "version"),
+        ("show it", "h1", "debian_version"),
+        ("write it", "h1", "debian_version"),
+        ("only if it ran", "h1", "version"),
+        // Across hosts: through a play var reading hostvars.
+        ("write the peer's", "h2", "debian_version"),
+    ] {
+        let lines = result_lines(&check.stdout, task);
+        let expected = format!("skipping: [{host}] => {}", reason(names));
+        assert_eq!(lines, vec![expected], "{task}\n{check}");
+    }
+    assert_eq!(
+        result_lines(&check.stdout, "unrelated"),
+        vec!["changed: [h2]"],
+        "{check}"
+    );
+    assert_eq!(check.recap("h1").failed, 0);
+    assert_eq!(check.recap("h1").skipped, 5, "{check}");
+    assert_eq!(check.recap("h2").skipped, 1, "{check}");
+    for h in 0..2 {
+        assert_eq!(fleet.exec_ok(h, files), "", "check mode changed h{}", h + 1);
+    }
+
+    // The JSON events say the same.
+    let json = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--output", "json"]);
+    json.assert_code(0);
+    let event = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "host_result" && e["task"] == "write the peer's")
+        .unwrap_or_else(|| panic!("no result for the peer's file\n{json}"));
+    assert_eq!(event["status"], "skipped");
+    assert_eq!(
+        event["result"]["unknown_in_check"],
+        serde_json::json!(["debian_version"])
+    );
+    assert_eq!(
+        event["reason"],
+        reason("debian_version").trim_matches(['(', ')'])
+    );
+
+    // The same playbook for real: every task runs, with the real values.
+    let real = fleet.orch(&["run", "site.yml", "-i", inv]);
+    real.assert_code(0);
+    let version = fleet.exec_ok(0, "cat /etc/debian_version");
+    assert_eq!(fleet.exec_ok(0, "cat /tmp/version.txt"), version);
+    assert_eq!(fleet.exec_ok(1, "cat /tmp/peer.txt"), version);
+    assert_eq!(fleet.exec_ok(0, "cat /tmp/ran.txt"), "ran\n");
+    assert_eq!(real.recap("h1").skipped, 0, "{real}");
+    assert!(!real.stdout.contains("check mode:"), "{real}");
+}
+
+#[test]
+fn check_mode_still_fails_genuine_undefined_variables() {
+    let fleet = Fleet::start("checktypo", 1);
+    // No unknown results at all; then unknown results that the failing template does not need
+    // (a guarded lookup of one comes first).
+    fleet.write(
+        "plain.yml",
+        r#"
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - set_fact: {settings: {port: 80}}
+    - name: typo
+      debug: {msg: "{{ settings.prot }}"}
+"#,
+    );
+    fleet.write(
+        "mixed.yml",
+        r#"
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - set_fact: {settings: {port: 80}}
+    - command: cat /etc/hostname
+      register: name
+    - name: typo
+      debug: {msg: "{{ name.stdout | default('?') }}:{{ settings.prot }}"}
+"#,
+    );
+    let inv = fleet.inventory();
+    let inv = inv.to_str().expect("path");
+    for playbook in ["plain.yml", "mixed.yml"] {
+        let check = fleet.orch(&["run", playbook, "-i", inv, "--check"]);
+        check.assert_code(2);
+        let lines = result_lines(&check.stdout, "typo");
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("fatal: [h1]: FAILED!"),
+            "{playbook}: {lines:?}\n{check}"
+        );
+        assert!(check.stdout.contains("settings.prot"), "{check}");
+        assert!(!check.stdout.contains("check mode: depends"), "{check}");
+    }
+}

@@ -2,7 +2,7 @@
 //! task's variables for templates.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,9 +23,29 @@ pub struct HostEnv {
     /// Directories searched for `src:` files: the task file's directory, then the playbook's.
     pub search_dirs: Vec<PathBuf>,
     pub timeout: Duration,
+    /// Names whose values only a real run gives, behind templates the module failed to evaluate
+    /// itself (`template`, `assert`); check mode then skips the task instead of failing it.
+    pub unknown: Mutex<Vec<String>>,
 }
 
 impl HostEnv {
+    /// See `unknown`.
+    pub fn unknown_seen(&self) -> Vec<String> {
+        self.unknown
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn note_unknown(&self, error: &crate::template::TemplateError) {
+        let mut seen = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        for name in &error.unknown {
+            if !seen.contains(name) {
+                seen.push(name.clone());
+            }
+        }
+    }
+
     /// The full command line for a script: POSIX sh with the task's environment, then become.
     /// (The transport itself gives every command the C locale.)
     pub fn command_for(
@@ -74,9 +94,10 @@ impl TaskEnv for HostEnv {
     }
 
     fn render_template_file(&self, path: &Path) -> Result<String, String> {
-        self.templar
-            .render_file(path, &self.vars)
-            .map_err(|e| e.message)
+        self.templar.render_file(path, &self.vars).map_err(|e| {
+            self.note_unknown(&e);
+            e.message
+        })
     }
 
     fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf> {
@@ -91,7 +112,10 @@ impl TaskEnv for HostEnv {
     }
 
     fn eval_expr(&self, expr: &str) -> Result<Value, String> {
-        self.templar.eval(expr, &self.vars).map_err(|e| e.message)
+        self.templar.eval(expr, &self.vars).map_err(|e| {
+            self.note_unknown(&e);
+            e.message
+        })
     }
 
     fn check_mode(&self) -> bool {

@@ -61,7 +61,11 @@ impl Object for HostVars {
             None => return None,
         };
         vars::add_magic(&mut map, &self.sources, name, Some(&self.play));
-        Some(self.sources.templar.lazy_vars(Arc::new(map), vec![]))
+        Some(
+            self.sources
+                .templar
+                .lazy_vars_tracking(Arc::new(map), vec![], &self.sources.unknowns),
+        )
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

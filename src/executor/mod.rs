@@ -99,6 +99,7 @@ impl Runner {
             diff_mode: opts.diff,
             run_tags: opts.tags.clone(),
             skip_tags: opts.skip_tags.clone(),
+            unknowns: Arc::default(),
         });
         if let Some(p) = &opts.become_password {
             redactor.add(p);
@@ -623,12 +624,13 @@ impl Runner {
     }
 
     fn context(&self, run: &PlayRun<'_>, vars: Map<String, Value>) -> minijinja::Value {
-        self.sources.templar.lazy_vars(
+        self.sources.templar.lazy_vars_tracking(
             Arc::new(vars),
             vec![
                 ("hostvars".to_string(), run.hostvars.clone()),
                 ("groups".to_string(), self.sources.groups.clone()),
             ],
+            &self.sources.unknowns,
         )
     }
 

@@ -23,6 +23,54 @@ struct ItemOutcome {
     result: Map<String, Value>,
     status: HostStatus,
     diffs: Vec<crate::modules::Diff>,
+    /// Check mode could not tell the result: what the task registers or sets is only known after a
+    /// real run (see `crate::template::Unknowns`).
+    unknown: bool,
+}
+
+/// A task (or one of its items) that could not be evaluated: why, and the names whose values only a
+/// real run gives that are behind it (check mode; empty for a genuine error).
+struct EvalFailure {
+    msg: String,
+    unknown: Vec<String>,
+}
+
+/// Result key listing the unknown names a check-mode skip depends on.
+const UNKNOWN_KEY: &str = "unknown_in_check";
+
+/// The result of a task skipped in check mode because it depends on `names`.
+fn unknown_skip_result(names: &[String]) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("changed".into(), json!(false));
+    r.insert("skipped".into(), json!(true));
+    r.insert(
+        "skip_reason".into(),
+        json!(format!(
+            "check mode: depends on results only a real run gives: {}",
+            names.join(", ")
+        )),
+    );
+    r.insert(UNKNOWN_KEY.into(), json!(names));
+    r
+}
+
+/// What the result line says without -v: why a check-mode skip happened.
+fn skip_note(status: HostStatus, result: &Map<String, Value>) -> Option<String> {
+    if status != HostStatus::Skipped || !result.contains_key(UNKNOWN_KEY) {
+        return None;
+    }
+    result
+        .get("skip_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn add_unknown(names: &mut Vec<String>, more: &[String]) {
+    for n in more {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
 }
 
 fn fail_result(msg: impl Into<String>) -> Map<String, Value> {
@@ -42,6 +90,19 @@ fn template_failure(
     // The message names the variable (and the chain through lazily templated vars).
     let cause = &e.message;
     format!("{what}. The error was: {cause}\n\nThe error appears to be in '{task_file}': line {line}, column {col}")
+}
+
+fn eval_failure(
+    task_file: &str,
+    line: usize,
+    col: usize,
+    e: &TemplateError,
+    what: &str,
+) -> EvalFailure {
+    EvalFailure {
+        msg: template_failure(task_file, line, col, e, what),
+        unknown: e.unknown.clone(),
+    }
 }
 
 impl Runner {
@@ -67,18 +128,21 @@ impl Runner {
         let prepared = self.loop_and_delegate(run, task, &base_vars, &file);
         let (items, delegate) = match prepared {
             Ok(p) => p,
-            Err(msg) => {
-                self.finish(
+            Err(failure) => {
+                let o = self.not_evaluated(failure);
+                self.finish_with(
                     run,
                     task,
                     host,
                     task_name,
                     None,
-                    fail_result(msg),
-                    HostStatus::Failed,
+                    o.result,
+                    o.status,
                     vec![],
                     rescuable,
                     no_log,
+                    false,
+                    o.unknown,
                 );
                 return None;
             }
@@ -157,6 +221,8 @@ impl Runner {
                     task: task_name.to_string(),
                     status,
                     item: label.clone(),
+                    // Only variable names: shown under no_log too.
+                    reason: skip_note(status, &outcome.result),
                     result: self.redact_map(&shown),
                     diffs: if no_log {
                         vec![]
@@ -184,6 +250,7 @@ impl Runner {
         }
 
         // Aggregate.
+        let unknown = outcomes.iter().any(|(_, o)| o.unknown);
         let (result, status, diffs) = if items.is_none() {
             let (_, o) = outcomes.pop()?;
             (o.result, o.status, o.diffs)
@@ -246,6 +313,7 @@ impl Runner {
             rescuable,
             no_log,
             shown_already,
+            unknown,
         )
     }
 
@@ -257,7 +325,7 @@ impl Runner {
         task: &Task,
         vars: &Map<String, Value>,
         file: &str,
-    ) -> Result<(Option<Vec<Value>>, Option<String>), String> {
+    ) -> Result<(Option<Vec<Value>>, Option<String>), EvalFailure> {
         let templar = &self.sources.templar;
         let (line, col) = (task.span.line, task.span.col);
         let ctx = self.context(run, vars.clone());
@@ -265,18 +333,65 @@ impl Runner {
             None => None,
             Some(raw) => {
                 let value = templar.render_value(raw, &ctx).map_err(|e| {
-                    template_failure(file, line, col, &e, "Error while evaluating the loop")
+                    eval_failure(file, line, col, &e, "Error while evaluating the loop")
                 })?;
-                Some(loop_list(value, task.loop_control.kind)?)
+                Some(
+                    loop_list(value, task.loop_control.kind).map_err(|msg| EvalFailure {
+                        msg,
+                        unknown: vec![],
+                    })?,
+                )
             }
         };
         let delegate = match &task.common.delegate_to {
             None => None,
             Some(d) => Some(templar.render_str(d, &ctx).map_err(|e| {
-                template_failure(file, line, col, &e, "Error while evaluating delegate_to")
+                eval_failure(file, line, col, &e, "Error while evaluating delegate_to")
             })?),
         };
         Ok((items, delegate))
+    }
+
+    /// A task that could not be evaluated fails, except in check mode when names whose values only
+    /// a real run gives are behind it: then it is skipped, naming them.
+    fn not_evaluated(&self, failure: EvalFailure) -> ItemOutcome {
+        if self.opts.check && !failure.unknown.is_empty() {
+            return self.unknown_outcome(&failure.unknown);
+        }
+        ItemOutcome {
+            result: fail_result(failure.msg),
+            status: HostStatus::Failed,
+            diffs: vec![],
+            unknown: false,
+        }
+    }
+
+    fn unknown_outcome(&self, names: &[String]) -> ItemOutcome {
+        ItemOutcome {
+            result: unknown_skip_result(names),
+            status: HostStatus::Skipped,
+            diffs: vec![],
+            unknown: true,
+        }
+    }
+
+    /// Every unknown name the task's arguments use, each templated string on its own (a render
+    /// stops at the first undefined value; the skip should name them all).
+    fn unknowns_in_args(&self, value: &Value, ctx: &minijinja::Value, names: &mut Vec<String>) {
+        match value {
+            Value::String(s) if crate::template::is_template(s) => {
+                if let Err(e) = self.sources.templar.render_value(value, ctx) {
+                    add_unknown(names, &e.unknown);
+                }
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|v| self.unknowns_in_args(v, ctx, names)),
+            Value::Object(map) => map
+                .values()
+                .for_each(|v| self.unknowns_in_args(v, ctx, names)),
+            _ => {}
+        }
     }
 
     fn redact_map(&self, m: &Map<String, Value>) -> Map<String, Value> {
@@ -302,6 +417,7 @@ impl Runner {
     ) -> Option<Value> {
         self.finish_with(
             run, task, host, task_name, delegate, result, status, diffs, rescuable, no_log, false,
+            false,
         )
     }
 
@@ -320,6 +436,7 @@ impl Runner {
         rescuable: bool,
         no_log: bool,
         already_shown: bool,
+        unknown: bool,
     ) -> Option<Value> {
         let ignore_errors = task.common.ignore_errors.unwrap_or(false);
         let status = match status {
@@ -332,7 +449,9 @@ impl Runner {
         result
             .entry("changed")
             .or_insert(json!(status == HostStatus::Changed));
-        if no_log {
+        // A check-mode skip holds only engine text naming variables: masking those names would
+        // mask them everywhere from now on.
+        if no_log && !result.contains_key(UNKNOWN_KEY) {
             self.redact_everything(&result);
         }
         // Module warnings are shown as Ansible shows them.
@@ -375,6 +494,19 @@ impl Runner {
                 s.host_vars
                     .insert(reg.clone(), Value::Object(result.clone()));
             }
+            if unknown && self.opts.check {
+                // What the task registers or sets is only known after a real run.
+                let unknowns = &self.sources.unknowns;
+                if let Some(reg) = &task.register {
+                    unknowns.add(reg);
+                }
+                if task.module == "set_fact" {
+                    task.args
+                        .keys()
+                        .filter(|k| *k != "cacheable")
+                        .for_each(|k| unknowns.add(k));
+                }
+            }
             if status == HostStatus::Changed {
                 for n in &task.notify {
                     if !s.notified.contains(n) {
@@ -416,6 +548,8 @@ impl Runner {
                 task: task_name.to_string(),
                 status,
                 item: None,
+                // Only variable names: shown under no_log too.
+                reason: skip_note(status, &result),
                 result: self.redact_map(&shown),
                 diffs: if no_log { vec![] } else { diffs },
                 verbose_always: task.module == "debug",
@@ -460,12 +594,17 @@ impl Runner {
             result,
             status,
             diffs: vec![],
+            unknown: false,
         };
 
         for cond in &task.common.when {
-            match templar.eval_bool(&cond.expr, &ctx) {
-                Ok(true) => {}
-                Ok(false) => {
+            match templar.eval_bool_noting_unknown(&cond.expr, &ctx) {
+                // A condition decided by values only a real run gives is not known either.
+                Ok((_, unknown)) if self.opts.check && !unknown.is_empty() => {
+                    return self.unknown_outcome(&unknown)
+                }
+                Ok((true, _)) => {}
+                Ok((false, _)) => {
                     let mut r = Map::new();
                     r.insert("changed".into(), json!(false));
                     r.insert("skipped".into(), json!(true));
@@ -474,14 +613,13 @@ impl Runner {
                     return outcome(r, HostStatus::Skipped);
                 }
                 Err(e) => {
-                    let msg = template_failure(
+                    return self.not_evaluated(eval_failure(
                         &cond.span.file.display().to_string(),
                         cond.span.line,
                         cond.span.col,
                         &e,
                         &format!("The conditional check '{}' failed", cond.expr),
-                    );
-                    return outcome(fail_result(msg), HostStatus::Failed);
+                    ));
                 }
             }
         }
@@ -511,14 +649,23 @@ impl Runner {
                     args.insert(k.clone(), v);
                 }
                 Err(e) => {
-                    let msg = template_failure(
+                    let mut failure = eval_failure(
                         &file,
                         task.span.line,
                         task.span.col,
                         &e,
                         "The task includes an option with an undefined variable",
                     );
-                    return outcome(fail_result(msg), HostStatus::Failed);
+                    if self.opts.check && !failure.unknown.is_empty() {
+                        let templated = task
+                            .args
+                            .iter()
+                            .filter(|(k, _)| !raw_names.contains(&k.as_str()));
+                        for (_, v) in templated {
+                            self.unknowns_in_args(v, &ctx, &mut failure.unknown);
+                        }
+                    }
+                    return self.not_evaluated(failure);
                 }
             }
         }
@@ -541,6 +688,7 @@ impl Runner {
                 return outcome(r, HostStatus::Unreachable);
             }
             Err(EnvError::Failed(msg)) => return outcome(fail_result(msg), HostStatus::Failed),
+            Err(EnvError::NotEvaluated(failure)) => return self.not_evaluated(failure),
         };
 
         let retries = match &task.retries {
@@ -566,6 +714,12 @@ impl Runner {
                         return outcome(r, HostStatus::Unreachable);
                     }
                     Err(ModuleError::Failed { msg, mut result }) => {
+                        // A module that evaluates templates itself (template, assert) failed on
+                        // values only a real run gives.
+                        let unknown = env.unknown_seen();
+                        if self.opts.check && !unknown.is_empty() {
+                            return self.unknown_outcome(&unknown);
+                        }
                         result.insert("failed".into(), json!(true));
                         result.insert("msg".into(), json!(msg));
                         (result, false, false, vec![])
@@ -578,10 +732,12 @@ impl Runner {
                 }
             }
             if skipped {
+                // Check mode could not run it: what it registers is unknown until a real run.
                 return ItemOutcome {
                     result,
                     status: HostStatus::Skipped,
                     diffs,
+                    unknown: true,
                 };
             }
             let mut failed = result
@@ -609,7 +765,7 @@ impl Runner {
                 if !task.changed_when.is_empty() {
                     match all_true(templar, &task.changed_when, &ctx2) {
                         Ok(b) => changed = b,
-                        Err(msg) => return outcome(fail_result(msg), HostStatus::Failed),
+                        Err(failure) => return self.not_evaluated(failure),
                     }
                     result.insert("changed".into(), json!(changed));
                 }
@@ -627,7 +783,7 @@ impl Runner {
                                 result.remove("failed");
                             }
                         }
-                        Err(msg) => return outcome(fail_result(msg), HostStatus::Failed),
+                        Err(failure) => return self.not_evaluated(failure),
                     }
                 }
                 if let Some(until) = &task.until {
@@ -660,6 +816,7 @@ impl Runner {
                 result,
                 status,
                 diffs,
+                unknown: false,
             };
         }
     }
@@ -826,10 +983,10 @@ impl Runner {
                 Ok(Value::Null) => {}
                 Ok(_) => return Err(EnvError::Failed("environment must be a mapping".into())),
                 Err(e) => {
-                    return Err(EnvError::Failed(format!(
-                        "cannot template environment: {}",
-                        e.message
-                    )))
+                    return Err(EnvError::NotEvaluated(EvalFailure {
+                        msg: format!("cannot template environment: {}", e.message),
+                        unknown: e.unknown,
+                    }))
                 }
             }
         }
@@ -872,6 +1029,7 @@ impl Runner {
             diff_mode,
             search_dirs,
             timeout,
+            unknown: Default::default(),
         })
     }
 
@@ -909,6 +1067,7 @@ impl Runner {
                 (r, HostStatus::Unreachable)
             }
             Err(EnvError::Failed(msg)) => (fail_result(msg), HostStatus::Failed),
+            Err(EnvError::NotEvaluated(failure)) => (fail_result(failure.msg), HostStatus::Failed),
             Ok(env) => match crate::facts::gather(&env, &run.play.gather_subset).await {
                 Ok(facts) => {
                     let mut r = Map::new();
@@ -955,6 +1114,7 @@ impl Runner {
             task: "Gathering Facts".into(),
             status,
             item: None,
+            reason: None,
             result: self.redact_map(&shown),
             diffs: vec![],
             verbose_always: false,
@@ -983,13 +1143,20 @@ impl Runner {
             let ctx = self.context(run, vars.clone());
             let mut skip = false;
             for cond in &include.common.when {
-                match templar.eval_bool(&cond.expr, &ctx) {
-                    Ok(true) => {}
-                    Ok(false) => skip = true,
-                    Err(e) => {
-                        self.include_failure(h, include, &e.message);
+                match templar.eval_bool_noting_unknown(&cond.expr, &ctx) {
+                    Ok((_, unknown)) if self.opts.check && !unknown.is_empty() => {
+                        self.include_unknown(h, include, &unknown);
                         skip = true;
                     }
+                    Ok((true, _)) => {}
+                    Ok((false, _)) => skip = true,
+                    Err(e) => {
+                        self.include_not_evaluated(h, include, &e);
+                        skip = true;
+                    }
+                }
+                if skip {
+                    break;
                 }
             }
             if skip {
@@ -997,16 +1164,18 @@ impl Runner {
             }
             let items: Vec<Option<Value>> = match &include.loop_items {
                 None => vec![None],
-                Some(raw) => match templar
-                    .render_value(raw, &ctx)
-                    .map_err(|e| e.message)
-                    .and_then(|v| loop_list(v, include.loop_control.kind))
-                {
-                    Ok(list) => list.into_iter().map(Some).collect(),
-                    Err(msg) => {
-                        self.include_failure(h, include, &msg);
+                Some(raw) => match templar.render_value(raw, &ctx) {
+                    Err(e) => {
+                        self.include_not_evaluated(h, include, &e);
                         continue;
                     }
+                    Ok(v) => match loop_list(v, include.loop_control.kind) {
+                        Ok(list) => list.into_iter().map(Some).collect(),
+                        Err(msg) => {
+                            self.include_failure(h, include, &msg);
+                            continue;
+                        }
+                    },
                 },
             };
             for (index, item) in items.into_iter().enumerate() {
@@ -1076,11 +1245,34 @@ impl Runner {
         }
     }
 
+    /// An include whose `when` or loop cannot be evaluated fails, or in check mode is skipped when
+    /// it depends on results only a real run gives.
+    fn include_not_evaluated(&self, host: &str, include: &Include, e: &TemplateError) {
+        if self.opts.check && !e.unknown.is_empty() {
+            self.include_unknown(host, include, &e.unknown);
+        } else {
+            self.include_failure(host, include, &e.message);
+        }
+    }
+
+    fn include_unknown(&self, host: &str, include: &Include, names: &[String]) {
+        let result = unknown_skip_result(names);
+        self.stats(|s| s.entry(host).skipped += 1);
+        self.emit(Event::Result(ResultEvent {
+            host: host.to_string(),
+            delegate: None,
+            task: include_name(include),
+            status: HostStatus::Skipped,
+            item: None,
+            reason: skip_note(HostStatus::Skipped, &result),
+            result,
+            diffs: vec![],
+            verbose_always: false,
+        }));
+    }
+
     fn include_failure(&self, host: &str, include: &Include, msg: &str) {
-        let task_name = include
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("include_tasks {}", include.file));
+        let task_name = include_name(include);
         if let Some(state) = self.host(host) {
             lock(&state).failed = true;
         }
@@ -1091,11 +1283,19 @@ impl Runner {
             task: task_name,
             status: HostStatus::Failed,
             item: None,
+            reason: None,
             result: self.redact_map(&fail_result(format!("{msg} (include at {})", include.span))),
             diffs: vec![],
             verbose_always: false,
         }));
     }
+}
+
+fn include_name(include: &Include) -> String {
+    include
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("include_tasks {}", include.file))
 }
 
 /// The variables that say how to reach a host.
@@ -1182,6 +1382,8 @@ impl Runner {
 enum EnvError {
     Unreachable(String),
     Failed(String),
+    /// A template (the task's `environment`) could not be evaluated.
+    NotEvaluated(EvalFailure),
 }
 
 /// Folds an include's keywords into the tasks it loads (tags, become, environment, …; not `when`,
@@ -1264,18 +1466,26 @@ fn merge_inherited(into: &mut crate::playbook::Inherited, child: &crate::playboo
     );
 }
 
+fn condition_failure(expr: &str, e: TemplateError) -> EvalFailure {
+    EvalFailure {
+        msg: format!(
+            "The conditional check '{expr}' failed. The error was: {}",
+            e.message
+        ),
+        unknown: e.unknown,
+    }
+}
+
 fn all_true(
     templar: &crate::template::Templar,
     conds: &[crate::playbook::Condition],
     ctx: &minijinja::Value,
-) -> Result<bool, String> {
+) -> Result<bool, EvalFailure> {
     for c in conds {
-        if !templar.eval_bool(&c.expr, ctx).map_err(|e| {
-            format!(
-                "The conditional check '{}' failed. The error was: {}",
-                c.expr, e.message
-            )
-        })? {
+        if !templar
+            .eval_bool(&c.expr, ctx)
+            .map_err(|e| condition_failure(&c.expr, e))?
+        {
             return Ok(false);
         }
     }
@@ -1286,14 +1496,12 @@ fn any_true(
     templar: &crate::template::Templar,
     conds: &[crate::playbook::Condition],
     ctx: &minijinja::Value,
-) -> Result<bool, String> {
+) -> Result<bool, EvalFailure> {
     for c in conds {
-        if templar.eval_bool(&c.expr, ctx).map_err(|e| {
-            format!(
-                "The conditional check '{}' failed. The error was: {}",
-                c.expr, e.message
-            )
-        })? {
+        if templar
+            .eval_bool(&c.expr, ctx)
+            .map_err(|e| condition_failure(&c.expr, e))?
+        {
             return Ok(true);
         }
     }
@@ -1339,6 +1547,14 @@ fn censored(result: &Map<String, Value>) -> Map<String, Value> {
     );
     if let Some(f) = result.get("failed") {
         m.insert("failed".into(), f.clone());
+    }
+    // A check-mode skip names only variables, and says why nothing ran.
+    if result.contains_key(UNKNOWN_KEY) {
+        for key in ["skipped", "skip_reason", UNKNOWN_KEY] {
+            if let Some(v) = result.get(key) {
+                m.insert(key.into(), v.clone());
+            }
+        }
     }
     m
 }

@@ -31,6 +31,10 @@ pub struct VarSources {
     pub diff_mode: bool,
     pub run_tags: Vec<String>,
     pub skip_tags: Vec<String>,
+    /// Check mode: the names whose values only a real run gives (registered by tasks check mode
+    /// could not run, or set by tasks skipped for depending on them). Run-wide, as `hostvars` shows
+    /// one host's facts to every other.
+    pub unknowns: Arc<crate::template::Unknowns>,
 }
 
 /// The play-level layers (3 and 4), and the play's host lists for magic vars.

@@ -146,11 +146,23 @@ impl ComposeProject {
 
     /// The script start: checks (community.docker's `BaseComposeManager.__init__`), the Compose
     /// version record, `$orch_progress`, `$orch_no_trunc`, and the `orch_step` recorder.
-    pub fn preamble(&self, min_version: &str) -> String {
+    ///
+    /// With `not_yet_ok` (check mode), a missing docker CLI, Compose plugin, project directory or
+    /// Compose file is not a failure: earlier tasks of the run would install or write them. The
+    /// script then records `@project.not_yet=<why>` and stops.
+    pub fn preamble(&self, min_version: &str, not_yet_ok: bool) -> String {
         let src = &self.project_src;
         let mut s = String::new();
+        let missing = if not_yet_ok {
+            s.push_str(
+                "orch_not_yet() { printf '@project.not_yet='; printf '%s' \"$1\" | orch_b64; exit 0; }\n",
+            );
+            "orch_not_yet"
+        } else {
+            "orch_fail"
+        };
         s.push_str(&format!(
-            "command -v {} >/dev/null 2>&1 || orch_fail {}\n",
+            "command -v {} >/dev/null 2>&1 || {missing} {}\n",
             quote(&self.docker_cli),
             quote(&format!(
                 "Cannot find docker CLI in path: {}",
@@ -158,7 +170,7 @@ impl ComposeProject {
             ))
         ));
         s.push_str(&format!(
-            "[ -d {0} ] || orch_fail {1}\ncd {0} || orch_fail {1}\n",
+            "[ -d {0} ] || {missing} {1}\ncd {0} || orch_fail {1}\n",
             quote(src),
             quote(&format!("\"{src}\" is not a directory"))
         ));
@@ -169,7 +181,7 @@ impl ComposeProject {
                     .map(|f| format!("[ -e {f} ]"))
                     .collect();
                 s.push_str(&format!(
-                    "{} || orch_fail {}\n",
+                    "{} || {missing} {}\n",
                     tests.join(" || "),
                     quote(&format!(
                         "\"{src}\" does not contain {}, or {}",
@@ -181,7 +193,7 @@ impl ComposeProject {
         } else {
             for file in &self.files {
                 s.push_str(&format!(
-                    "[ -e {} ] || orch_fail {}\n",
+                    "[ -e {} ] || {missing} {}\n",
                     quote(file),
                     quote(&format!(
                         "Cannot find Compose file \"{file}\" relative to project directory \"{src}\""
@@ -190,7 +202,7 @@ impl ComposeProject {
             }
         }
         s.push_str(&format!(
-            r#"orch_v=$({cli} compose version --short 2>/dev/null) || orch_fail {no_plugin}
+            r#"orch_v=$({cli} compose version --short 2>/dev/null) || {missing} {no_plugin}
 orch_v=${{orch_v#v}}
 orch_kv compose version "$orch_v"
 orch_ge() {{ printf '%s\n%s\n' "$2" "$1" | sort -V -C; }}
@@ -253,8 +265,46 @@ pub async fn run_compose_script(
     min_version: &str,
     steps: &str,
 ) -> Result<ScriptRun, ModuleError> {
-    let script = format!("{}{steps}exit 0\n", project.preamble(min_version));
+    match compose_script(env, project, min_version, steps, false).await? {
+        Planned::Ran(run) => Ok(run),
+        // Only a check-mode preamble reports "not yet".
+        Planned::NotYet(why) => Err(ModuleError::msg(why)),
+    }
+}
+
+/// What a plan's script found: Compose's answers, or (check mode only) why the project cannot be
+/// read yet (no docker CLI or Compose plugin, no project directory or Compose file).
+pub enum Planned {
+    Ran(ScriptRun),
+    NotYet(String),
+}
+
+/// [`run_compose_script`] for a plan: in check mode, what earlier tasks of the run would create
+/// (docker, the project directory, its Compose file) may be missing without failing the task.
+pub async fn plan_compose_script(
+    env: &dyn TaskEnv,
+    project: &ComposeProject,
+    min_version: &str,
+    steps: &str,
+) -> Result<Planned, ModuleError> {
+    compose_script(env, project, min_version, steps, env.check_mode()).await
+}
+
+async fn compose_script(
+    env: &dyn TaskEnv,
+    project: &ComposeProject,
+    min_version: &str,
+    steps: &str,
+    not_yet_ok: bool,
+) -> Result<Planned, ModuleError> {
+    let script = format!(
+        "{}{steps}exit 0\n",
+        project.preamble(min_version, not_yet_ok)
+    );
     let (records, out) = run_script(env, &script, None).await?;
+    if let Some(why) = records.text("project", "not_yet") {
+        return Ok(Planned::NotYet(why));
+    }
     let Some(version) = records.get("compose", "version").map(str::to_string) else {
         return Err(unexpected_output(&out));
     };
@@ -265,12 +315,12 @@ pub async fn run_compose_script(
         )));
     }
     let progress = records.get("compose", "progress").unwrap_or("").to_string();
-    Ok(ScriptRun {
+    Ok(Planned::Ran(ScriptRun {
         records,
         version,
         json_events: progress.contains("json"),
         progress,
-    })
+    }))
 }
 
 fn unexpected_output(out: &ExecOutput) -> ModuleError {

@@ -8,12 +8,16 @@
 //! and the result's `changed` comes from the real events, as in community.docker. With `pull: always`
 //! (or `build: always`) the real command always runs, since a dry run cannot tell whether the registry
 //! has a newer image; as in community.docker, pulling alone does not make the task changed.
+//!
+//! In check mode on a fresh host the project cannot be read yet (no docker, no project directory or
+//! Compose file: the earlier tasks that provide them did not run); the plan then predicts the
+//! project's creation instead of failing (see `not_yet_plan`). In a real run that is an error.
 
 use serde_json::{json, Map, Value};
 
 use super::compose_v2::{
-    add_listing, compose_args, missing_step, run_compose_script, step_failure, words,
-    ComposeProject, Outcome, ScriptRun, MINIMUM_COMPOSE_VERSION,
+    add_listing, compose_args, missing_step, plan_compose_script, run_compose_script, step_failure,
+    words, ComposeProject, Outcome, Planned, ScriptRun, MINIMUM_COMPOSE_VERSION,
 };
 use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
@@ -236,6 +240,29 @@ impl Settings {
     }
 }
 
+/// Check mode on a host where the project cannot be read yet (`why`: no docker, no project
+/// directory or Compose file), because the earlier tasks that install or write them did not run:
+/// the project would be created (and started, unless `stopped`) then, and `absent` has nothing to
+/// remove. A real run never gets here: the same things missing fail the task.
+fn not_yet_plan(state: State, why: &str) -> Plan {
+    let changed = state != State::Absent;
+    let mut result = Map::new();
+    let msg = if changed {
+        format!("check mode: {why}; predicting that the project would be created, as an earlier task would provide it")
+    } else {
+        format!("check mode: {why}; there is no project to remove")
+    };
+    result.insert("warnings".into(), json!([msg.clone()]));
+    result.insert("msg".into(), json!(msg));
+    result.insert("containers".into(), json!([]));
+    result.insert("images".into(), json!([]));
+    Plan {
+        changed,
+        result,
+        ..Plan::default()
+    }
+}
+
 /// Container states community.docker counts as stopped.
 const STOPPED_STATES: &[&str] = &["created", "exited", "stopped", "killed"];
 
@@ -297,7 +324,10 @@ impl Module for DockerComposeV2 {
         }
         steps.push_str(&project.ps_step());
         steps.push_str(&project.images_step());
-        let run = run_compose_script(env, project, MINIMUM_COMPOSE_VERSION, &steps).await?;
+        let run = match plan_compose_script(env, project, MINIMUM_COMPOSE_VERSION, &steps).await? {
+            Planned::Ran(run) => run,
+            Planned::NotYet(why) => return Ok(not_yet_plan(settings.state, &why)),
+        };
 
         let mut outcome = Outcome::default();
         main_outcome(&settings, &run, "main", &main, true, &mut outcome)?;
@@ -789,6 +819,57 @@ mod standin_tests {
         );
         let (msg, _) = failure(run_module(&DockerComposeV2, &env, &empty).await);
         assert!(msg.contains("does not contain compose.yaml, compose.yml, docker-compose.yaml, or docker-compose.yml"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn check_mode_predicts_a_project_that_earlier_tasks_would_create() {
+        let (mut env, docker) = setup(COMPOSE);
+        std::fs::create_dir_all(env.path("empty")).expect("mkdir");
+        env.check = true;
+        // No directory, no Compose file in it, no docker CLI at all: a fresh host.
+        for (src, cli, why) in [
+            (
+                env.path("nope"),
+                docker.clone(),
+                "nope\" is not a directory",
+            ),
+            (
+                env.path("empty"),
+                docker.clone(),
+                "does not contain compose.yaml",
+            ),
+            (
+                env.path("app"),
+                env.path("no-docker"),
+                "Cannot find docker CLI",
+            ),
+        ] {
+            for (state, predicted) in [("present", true), ("stopped", true), ("absent", false)] {
+                let task = args(
+                    "docker_compose_v2",
+                    json!({"project_src": src, "docker_cli": cli, "state": state}),
+                );
+                let out = run_module(&DockerComposeV2, &env, &task)
+                    .await
+                    .expect("check mode predicts");
+                assert_eq!(out.changed, predicted, "{state}: {:?}", out.result);
+                assert!(out.skipped.is_none());
+                let msg = out.result["msg"].as_str().expect("msg");
+                assert!(
+                    msg.starts_with("check mode: ") && msg.contains(why),
+                    "{msg}"
+                );
+            }
+        }
+        assert!(state(&env).is_null(), "check mode wrote state");
+        // The same in a real run stays an error.
+        env.check = false;
+        let task = args(
+            "docker_compose_v2",
+            json!({"project_src": env.path("nope"), "docker_cli": docker}),
+        );
+        let (msg, _) = failure(run_module(&DockerComposeV2, &env, &task).await);
+        assert!(msg.ends_with("nope\" is not a directory"), "{msg}");
     }
 
     #[tokio::test]

@@ -9,8 +9,8 @@
 use serde_json::{json, Map, Value};
 
 use super::compose_v2::{
-    compose_args, missing_step, run_compose_script, step_failure, words, ComposeProject, Outcome,
-    ScriptRun, MINIMUM_COMPOSE_VERSION,
+    compose_args, missing_step, plan_compose_script, run_compose_script, step_failure, words,
+    ComposeProject, Outcome, Planned, ScriptRun, MINIMUM_COMPOSE_VERSION,
 };
 use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
@@ -84,17 +84,19 @@ impl Settings {
         Ok(())
     }
 
-    /// Runs `pull` (dry or real) and reads its events.
-    async fn pull(&self, env: &dyn TaskEnv, dry_run: bool) -> Result<Outcome, ModuleError> {
-        let sub = self.pull_cmd(dry_run);
-        let steps = self.project.step("pull", &sub);
-        let run = run_compose_script(env, &self.project, MINIMUM_COMPOSE_VERSION, &steps).await?;
-        self.check_version(&run)?;
+    /// Reads the events of a `pull` step (dry or real) that `run` made with `sub`.
+    fn outcome(
+        &self,
+        run: &ScriptRun,
+        sub: &[String],
+        dry_run: bool,
+    ) -> Result<Outcome, ModuleError> {
+        self.check_version(run)?;
         let step = run.step("pull").ok_or_else(|| missing_step("pull"))?;
         let mut outcome = Outcome::default();
         let events = run.events(&step, dry_run, &mut outcome.warnings);
         if step.rc != 0 {
-            return Err(step_failure(&self.project, &run, &sub, &step, &events));
+            return Err(step_failure(&self.project, run, sub, &step, &events));
         }
         // A real `always` pull reports Pulling for every image: only downloaded layers are changes.
         let ignore_service_pulls = self.policy != "missing" && !dry_run;
@@ -115,7 +117,28 @@ impl Module for DockerComposeV2Pull {
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
         let settings = Settings::from_args(args)?;
-        let outcome = settings.pull(env, true).await?;
+        let sub = settings.pull_cmd(true);
+        let steps = settings.project.step("pull", &sub);
+        let run = match plan_compose_script(env, &settings.project, MINIMUM_COMPOSE_VERSION, &steps)
+            .await?
+        {
+            Planned::Ran(run) => run,
+            Planned::NotYet(why) => {
+                // Check mode before docker or the project exists: nothing is pulled yet.
+                let msg = format!(
+                        "check mode: {why}; predicting that the images would be pulled, as an earlier task would provide it"
+                    );
+                let mut result = Map::new();
+                result.insert("warnings".into(), json!([msg.clone()]));
+                result.insert("msg".into(), json!(msg));
+                return Ok(Plan {
+                    changed: true,
+                    result,
+                    ..Plan::default()
+                });
+            }
+        };
+        let outcome = settings.outcome(&run, &sub, true)?;
         let predicted = outcome.changed;
         // Under `always`, whether something new arrives is only known by pulling.
         let must_run = predicted || (settings.policy == "always" && !env.check_mode());
@@ -133,7 +156,11 @@ impl Module for DockerComposeV2Pull {
         _plan: Plan,
     ) -> Result<Map<String, Value>, ModuleError> {
         let settings = Settings::from_args(args)?;
-        let outcome = settings.pull(env, false).await?;
+        let sub = settings.pull_cmd(false);
+        let steps = settings.project.step("pull", &sub);
+        let run =
+            run_compose_script(env, &settings.project, MINIMUM_COMPOSE_VERSION, &steps).await?;
+        let outcome = settings.outcome(&run, &sub, false)?;
         let changed = outcome.changed;
         let mut result = outcome.into_result();
         result.insert("changed".into(), json!(changed));
@@ -173,6 +200,26 @@ mod tests {
                 "web"
             ])
         );
+    }
+
+    #[tokio::test]
+    async fn check_mode_predicts_pulls_for_a_project_not_there_yet() {
+        use crate::modules::testenv::{failure, run_module, LocalEnv};
+        let mut env = LocalEnv::new();
+        let task = args(
+            "docker_compose_v2_pull",
+            json!({"project_src": env.path("nope"), "docker_cli": env.path("no-docker")}),
+        );
+        env.check = true;
+        let out = run_module(&DockerComposeV2Pull, &env, &task)
+            .await
+            .expect("predicted");
+        assert!(out.changed);
+        let msg = out.result["msg"].as_str().expect("msg");
+        assert!(msg.contains("Cannot find docker CLI"), "{msg}");
+        env.check = false;
+        let (msg, _) = failure(run_module(&DockerComposeV2Pull, &env, &task).await);
+        assert!(msg.starts_with("Cannot find docker CLI"), "{msg}");
     }
 
     #[test]

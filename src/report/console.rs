@@ -163,6 +163,8 @@ impl Console {
                         " => {}",
                         self.dump(&r.result, pretty, r.verbose_always)
                     ));
+                } else if let Some(reason) = &r.reason {
+                    line.push_str(&format!(" => ({reason})"));
                 }
                 self.paint(&line, CYAN)
             }

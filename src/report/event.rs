@@ -25,6 +25,9 @@ pub struct ResultEvent {
     pub status: HostStatus,
     /// For a loop item: its label.
     pub item: Option<String>,
+    /// Why the result is what it is, shown on the result line even without -v (a check-mode skip of
+    /// a task that depends on results only a real run gives).
+    pub reason: Option<String>,
     /// Result keys, already masked when `no_log` applies.
     pub result: Map<String, Value>,
     pub diffs: Vec<Diff>,

@@ -113,6 +113,7 @@ mod tests {
             task: "write config".into(),
             status: HostStatus::Changed,
             item: None,
+            reason: None,
             result: serde_json::Map::new(),
             diffs: vec![Diff {
                 before_header: "/etc/app.conf".into(),

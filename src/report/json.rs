@@ -39,10 +39,14 @@ impl Reporter for JsonLines {
                     .iter()
                     .map(|d| json!({"before_header": d.before_header, "after_header": d.after_header, "before": d.before, "after": d.after}))
                     .collect();
-                json!({
+                let mut event = json!({
                     "event": "host_result", "host": r.host, "delegate": r.delegate, "task": r.task,
                     "status": r.status, "item": r.item, "result": r.result, "diff": diffs,
-                })
+                });
+                if let (Some(reason), Some(map)) = (&r.reason, event.as_object_mut()) {
+                    map.insert("reason".into(), json!(reason));
+                }
+                event
             }
             Event::HostDone { .. } => return,
             Event::Warning(w) => json!({"event": "warning", "msg": w}),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde_json::Value as Json;
 
+use super::unknown::{self, Unknowns};
 use super::{from_json, record_var_error, Templar, TemplateError};
 
 thread_local! {
@@ -50,6 +51,8 @@ pub struct LazyVars {
     memo: Mutex<HashMap<String, Value>>,
     /// Variables that failed to render, with why (a second read fails at once, without re-rendering).
     failed: Mutex<HashMap<String, TemplateError>>,
+    /// Check mode: names whose values only a real run gives; lookups they make miss are noted.
+    unknowns: Option<Arc<Unknowns>>,
 }
 
 impl std::fmt::Debug for LazyVars {
@@ -66,6 +69,7 @@ impl LazyVars {
         templar: Arc<Templar>,
         vars: Arc<serde_json::Map<String, Json>>,
         objects: Vec<(String, Value)>,
+        unknowns: Option<Arc<Unknowns>>,
     ) -> Self {
         LazyVars {
             templar,
@@ -73,7 +77,12 @@ impl LazyVars {
             objects,
             memo: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            unknowns,
         }
+    }
+
+    fn is_unknown(&self, name: &str) -> bool {
+        self.unknowns.as_ref().is_some_and(|u| u.contains(name))
     }
 
     fn memoized(&self, name: &str) -> Option<Value> {
@@ -121,6 +130,8 @@ impl LazyVars {
             .ok()
             .and_then(|failed| failed.get(name).cloned())
         {
+            // The same failure again: its unknown names are this render's misses too.
+            previous.unknown.iter().for_each(|n| unknown::note_miss(n));
             record_var_error(name, previous);
             return None;
         }
@@ -134,6 +145,7 @@ impl LazyVars {
                     "recursive loop detected in template for variable '{name}' ({chain})"
                 ),
                 undefined: None,
+                unknown: Vec::new(),
             };
             if nesting >= MAX_NESTING {
                 NESTING_EXCEEDED.with(|n| *n.borrow_mut() = Some(error.clone()));
@@ -171,12 +183,20 @@ impl Object for LazyVars {
         if let Some(value) = self.memoized(name) {
             return Some(value);
         }
-        let raw = self.vars.get(name)?;
-        let value = if super::contains_template(raw) {
+        let Some(raw) = self.vars.get(name) else {
+            if self.is_unknown(name) {
+                unknown::note_miss(name);
+            }
+            return None;
+        };
+        let mut value = if super::contains_template(raw) {
             self.resolve(name, raw)?
         } else {
             from_json(raw)
         };
+        if self.is_unknown(name) {
+            value = unknown::wrap(value, name);
+        }
         self.remember(name, &value);
         Some(value)
     }

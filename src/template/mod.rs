@@ -13,6 +13,7 @@ mod jinja_tests;
 mod lazy;
 mod lookups;
 mod serialize;
+mod unknown;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -28,6 +29,7 @@ use serde_json::Value as Json;
 
 pub use convert::{from_json, to_json};
 pub use lazy::LazyVars;
+pub use unknown::Unknowns;
 
 /// Whether `s` holds Jinja syntax at all (strings without it are never rendered).
 pub fn is_template(s: &str) -> bool {
@@ -47,6 +49,9 @@ pub struct Templar {
 pub struct TemplateError {
     pub message: String,
     pub undefined: Option<String>,
+    /// When an undefined value is the cause and it comes from names whose values only a real run
+    /// gives (see [`Unknowns`]): those names, first seen first. Empty otherwise.
+    pub unknown: Vec<String>,
 }
 
 impl TemplateError {
@@ -54,6 +59,7 @@ impl TemplateError {
         TemplateError {
             message: message.into(),
             undefined: None,
+            unknown: Vec::new(),
         }
     }
 }
@@ -93,6 +99,7 @@ impl RenderScope {
         if DEPTH.with(|d| d.replace(d.get() + 1)) == 0 {
             VAR_ERRORS.with(|errors| errors.borrow_mut().clear());
             lazy::reset_thread_state();
+            unknown::reset_thread_state();
         }
         CONTEXTS.with(|c| c.borrow_mut().push(vars.clone()));
         RenderScope
@@ -284,7 +291,7 @@ impl Templar {
         )?;
         if value.is_undefined() {
             let name = self.find_missing(compiled.undeclared_variables(true), vars);
-            return Err(self.undefined_error(name, None, ""));
+            return Err(self.undefined_error(name, None, "", vars));
         }
         Ok(value)
     }
@@ -302,6 +309,18 @@ impl Templar {
             }
         }
         Ok(value.is_true())
+    }
+
+    /// [`eval_bool`](Self::eval_bool), also naming the unknown names (see [`Unknowns`]) whose
+    /// values the condition read (a key, present or not, or the name missing): a condition decided
+    /// by them is not really known.
+    pub fn eval_bool_noting_unknown(
+        &self,
+        expr: &str,
+        vars: &Value,
+    ) -> Result<(bool, Vec<String>), TemplateError> {
+        let value = self.eval_bool(expr, vars)?;
+        Ok((value, unknown::read()))
     }
 
     /// Renders a template file (module `template`, `lookup('template')`): `trim_blocks` on,
@@ -366,7 +385,23 @@ impl Templar {
         vars: Arc<serde_json::Map<String, Json>>,
         objects: Vec<(String, Value)>,
     ) -> Value {
-        Value::from_object(LazyVars::new(self.clone(), vars, objects))
+        Value::from_object(LazyVars::new(self.clone(), vars, objects, None))
+    }
+
+    /// [`lazy_vars`](Self::lazy_vars) that notes lookups missed because of `unknowns` (check mode),
+    /// so that a failed render names them in [`TemplateError::unknown`].
+    pub fn lazy_vars_tracking(
+        self: &Arc<Self>,
+        vars: Arc<serde_json::Map<String, Json>>,
+        objects: Vec<(String, Value)>,
+        unknowns: &Arc<Unknowns>,
+    ) -> Value {
+        Value::from_object(LazyVars::new(
+            self.clone(),
+            vars,
+            objects,
+            Some(unknowns.clone()),
+        ))
     }
 
     /// Renders with Ansible's undefined rules: strictly first; on an undefined error once more with
@@ -421,6 +456,7 @@ impl Templar {
             let name = undefined.clone().unwrap_or_else(|| "?".into());
             return TemplateError {
                 message: format!("{}{location}", message.replace("{name}", &name)),
+                unknown: unknown_cause(undefined.as_deref(), vars),
                 undefined,
             };
         }
@@ -429,7 +465,7 @@ impl Templar {
                 .split(" (`")
                 .next()
                 .filter(|d| !d.is_empty() && !d.ends_with("is undefined"));
-            return self.undefined_error(undefined, rest, &location);
+            return self.undefined_error(undefined, rest, &location, vars);
         }
         let mut message = match error.detail() {
             Some(detail) => format!("{}: {detail}", error.kind()),
@@ -444,6 +480,7 @@ impl Templar {
         TemplateError {
             message,
             undefined: None,
+            unknown: Vec::new(),
         }
     }
 
@@ -452,6 +489,7 @@ impl Templar {
         name: Option<String>,
         extra: Option<&str>,
         location: &str,
+        vars: &Value,
     ) -> TemplateError {
         if let Some(name) = &name {
             if let Some(cause) = var_error(root_name(name)) {
@@ -468,6 +506,7 @@ impl Templar {
         message.push_str(location);
         TemplateError {
             message,
+            unknown: unknown_cause(name.as_deref(), vars),
             undefined: name,
         }
     }
@@ -496,6 +535,69 @@ impl Templar {
         }
         None
     }
+}
+
+/// The unknown names behind an undefined value (see `unknown`): the lookups this render missed
+/// because of them. Empty when the undefined value itself is not one of those misses: the path the
+/// error names (`settings.prot`, `hostvars.h1.fact`) is walked, and the key found missing must be an
+/// unknown name or a key of an unknown value. So a typo stays an error, even when a guarded lookup
+/// of an unknown value came first in the same template.
+fn unknown_cause(undefined: Option<&str>, vars: &Value) -> Vec<String> {
+    let missed = unknown::missed();
+    if missed.is_empty() {
+        return missed;
+    }
+    let Some(keys) = undefined.and_then(path_keys) else {
+        // No path to check (e.g. a dynamic subscript): the misses are the best answer.
+        return missed;
+    };
+    let mut current = vars.clone();
+    for key in keys {
+        if unknown::is_unknown_value(&current) {
+            return missed;
+        }
+        match current.get_item(&key) {
+            Ok(next) if !next.is_undefined() => current = next,
+            _ => {
+                let unknown_name = key.as_str().is_some_and(|k| missed.iter().any(|n| n == k));
+                return if unknown_name { missed } else { Vec::new() };
+            }
+        }
+    }
+    missed
+}
+
+/// `a.b[0]['c']` as the keys `a`, `b`, 0, `c`; None for anything else (a variable subscript).
+fn path_keys(path: &str) -> Option<Vec<Value>> {
+    let mut keys = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let end = inner.find(']')?;
+            let text = inner[..end].trim();
+            let key = if let Ok(n) = text.parse::<i64>() {
+                Value::from(n)
+            } else {
+                let quoted = text
+                    .strip_prefix('\'')
+                    .and_then(|t| t.strip_suffix('\''))
+                    .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))?;
+                Value::from(quoted)
+            };
+            keys.push(key);
+            rest = &inner[end + 1..];
+        } else {
+            let name_part = rest.strip_prefix('.').unwrap_or(rest);
+            let end = name_part.find(['.', '[']).unwrap_or(name_part.len());
+            let name = &name_part[..end];
+            if !is_identifier(name) {
+                return None;
+            }
+            keys.push(Value::from(name));
+            rest = &name_part[end..];
+        }
+    }
+    Some(keys)
 }
 
 fn is_mandatory_error(error: &Error) -> bool {

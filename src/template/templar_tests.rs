@@ -944,3 +944,127 @@ fn python_literals_and_free_is_template() {
         "True False None True"
     );
 }
+
+/// Check mode: a context over `vars` that knows `unknown` as names only a real run gives, with a
+/// `hv.<name>` object standing for another host's variables (as `hostvars` does).
+fn tracking(vars: Json, other_host: Json, unknown: &[&str]) -> (Arc<Templar>, Value) {
+    let t = Arc::new(templar());
+    let unknowns = Arc::new(Unknowns::default());
+    unknown.iter().for_each(|n| unknowns.add(n));
+    let as_map = |v: Json| match v {
+        Json::Object(map) => Arc::new(map),
+        _ => Arc::new(serde_json::Map::new()),
+    };
+    let other = t.lazy_vars_tracking(as_map(other_host), vec![], &unknowns);
+    let hv = Value::from_pairs(vec![(Value::from("h2"), other)]);
+    let vars = t.lazy_vars_tracking(as_map(vars), vec![("hv".into(), hv)], &unknowns);
+    (t, vars)
+}
+
+#[test]
+fn undefined_values_behind_unknown_names_are_named() {
+    let skipped = json!({"changed": false, "skipped": true, "msg": "would run"});
+    let (t, vars) = tracking(
+        json!({
+            "out": skipped,
+            "looped": {"skipped": true, "results": [{"skipped": true}]},
+            "via": "{{ hv.h2.fact.url }}",
+            "known": {"a": 1},
+        }),
+        json!({"other": 1}),
+        &["out", "looped", "fact"],
+    );
+    let unknown = |template: &str| t.render_str(template, &vars).unwrap_err().unknown;
+    // A key the skipped result lacks, at any depth; a fact never set, through a variable and another
+    // host's variables; several names when a render meets several.
+    assert_eq!(unknown("{{ out.stdout }}"), vec!["out"]);
+    assert_eq!(
+        unknown("{{ looped.results[0].stdout | int }}"),
+        vec!["looped"]
+    );
+    assert_eq!(unknown("{{ via }}"), vec!["fact"]);
+    assert_eq!(unknown("{{ hv.h2.fact }}"), vec!["fact"]);
+    assert_eq!(
+        unknown("{{ out.rc | default(0) }}{{ looped.missing }}"),
+        vec!["out", "looped"]
+    );
+    // Keys that are there read as usual, and so do guarded lookups.
+    assert_eq!(t.render_str("{{ out.msg }}", &vars).unwrap(), "would run");
+    assert_eq!(
+        t.render_str("{{ out.stdout | default('n/a') }}", &vars)
+            .unwrap(),
+        "n/a"
+    );
+    assert_eq!(
+        t.eval("out", &vars).unwrap(),
+        skipped,
+        "a registered result serializes as is"
+    );
+    // Genuine errors stay genuine: a name nothing defines, a key a known value lacks, even after a
+    // guarded lookup of an unknown value in the same template.
+    assert!(unknown("{{ typo }}").is_empty());
+    assert!(unknown("{{ known.typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ known.typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ hv.h2.typo }}").is_empty());
+    assert!(unknown("{{ out.stdout | default('') }}{{ known['a'].typo }}").is_empty());
+}
+
+#[test]
+fn undefined_paths_split_into_keys() {
+    let keys = |p: &str| path_keys(p).map(|k| k.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        keys("a.b[0]['c'][\"d\"]"),
+        Some(vec![
+            "a".into(),
+            "b".into(),
+            "0".into(),
+            "c".into(),
+            "d".into()
+        ])
+    );
+    assert_eq!(keys("hostvars[host].x"), None);
+    assert_eq!(keys("a."), None);
+}
+
+#[test]
+fn conditions_name_the_unknown_values_they_read() {
+    let (t, vars) = tracking(
+        json!({"out": {"skipped": true}, "flag": true}),
+        json!({}),
+        &["out", "fact"],
+    );
+    assert_eq!(
+        t.eval_bool_noting_unknown("out.rc | default(1) == 0", &vars)
+            .unwrap(),
+        (false, vec!["out".to_string()])
+    );
+    assert_eq!(
+        t.eval_bool_noting_unknown("fact is defined", &vars)
+            .unwrap(),
+        (false, vec!["fact".to_string()])
+    );
+    // A placeholder's keys are there, but a real run gives other values.
+    assert_eq!(
+        t.eval_bool_noting_unknown("out is skipped and flag", &vars)
+            .unwrap(),
+        (true, vec!["out".to_string()])
+    );
+    // Whether the name is defined is known (a real run registers it too).
+    assert_eq!(
+        t.eval_bool_noting_unknown("out is defined and flag", &vars)
+            .unwrap(),
+        (true, vec![])
+    );
+}
+
+#[test]
+fn without_unknown_names_nothing_is_noted() {
+    let (t, vars) = tracking(json!({"out": {"skipped": true}}), json!({}), &[]);
+    let e = t.render_str("{{ out.stdout }}", &vars).unwrap_err();
+    assert!(e.unknown.is_empty(), "{e:?}");
+    assert_eq!(
+        render_err("{{ missing }}", json!({})).unknown,
+        Vec::<String>::new()
+    );
+}
