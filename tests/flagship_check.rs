@@ -38,9 +38,11 @@ fn reason(names: &str) -> String {
 fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
     let lab = FlagshipLab::start(
         "flagcheck",
-        &AuthentikOptions::new("2026.5.6"),
+        &AuthentikOptions::new("2026.5.6").https(9443),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
+    lab.resolve_authentik_on_pve();
+    lab.write_vars("authentik_tls: internal_ca\n");
     let (auth, pve) = (&lab.auth, &lab.pve);
     let nodes: Vec<String> = (0..pve.hosts().len()).map(FlagshipLab::pve_name).collect();
 
@@ -60,6 +62,7 @@ fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
         "Authentik directory",
         "Compose file",
         "Environment with generated secrets (created once, never rotated)",
+        "Internal CA and Authentik's HTTPS certificate (made once, kept on this host)",
         "Authentik containers",
     ] {
         assert!(
@@ -95,14 +98,16 @@ fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
             .map(|n| format!("skipping: [{n}] => {}", reason("authentik_oidc")))
             .collect()
     };
-    assert_eq!(
-        result_lines(
-            &check.stdout,
-            "The issuer is reachable, trusted and signs with RS256 (from every node)"
-        ),
-        per_node(&nodes),
-        "{check}"
-    );
+    for task in [
+        "Trust the internal CA of Authentik's HTTPS certificate (every node)",
+        "The issuer is reachable, trusted and signs with RS256 (from every node)",
+    ] {
+        assert_eq!(
+            result_lines(&check.stdout, task),
+            per_node(&nodes),
+            "{check}"
+        );
+    }
     // Once per cluster: the first node of each.
     let leaders = [FlagshipLab::pve_name(0), FlagshipLab::pve_name(2)];
     assert_eq!(
@@ -127,8 +132,20 @@ fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
         );
     }
 
-    // The real run works on this lab and changes at least what check mode predicted.
-    lab.write_vars("pve_oidc_preflight: false\n");
+    for h in 0..pve.hosts().len() {
+        assert_eq!(
+            pve.exec(
+                h,
+                "test -e /usr/local/share/ca-certificates/orch-authentik-ca.crt"
+            )
+            .code,
+            1,
+            "check mode installed the CA"
+        );
+    }
+
+    // The real run works on this lab (preflight included) and changes at least what check mode
+    // predicted.
     let real = lab.run(&[]);
     real.assert_code(0);
     let changed = changed_tasks(&real.stdout);
