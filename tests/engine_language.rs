@@ -277,3 +277,47 @@ fn free_strategy_lets_hosts_run_ahead() {
         "h2 waited for h1 under the free strategy"
     );
 }
+
+/// `set_fact` in a loop sets each item's facts before the next item (the accumulate idiom), and
+/// the `connection: local` keyword runs a task on the controller unless a variable says otherwise.
+#[test]
+fn looped_set_fact_accumulates_and_connection_keyword_applies() {
+    let fleet = Fleet::start("lang-loopfact", 1);
+    fleet.write(
+        "site.yml",
+        r#"
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - set_fact:
+        acc: "{{ (acc | default([])) + [item] }}"
+      loop: [a, b, c]
+    - copy:
+        content: "{{ acc | join(',') }}\n"
+        dest: /tmp/acc
+    - name: on the controller
+      command: cat /proc/sys/kernel/hostname
+      connection: local
+      register: here
+    - name: on the target
+      command: cat /proc/sys/kernel/hostname
+      register: there
+    - copy:
+        content: "{{ here.stdout }} {{ there.stdout }}\n"
+        dest: /tmp/where
+"#,
+    );
+    let run = fleet.orch(&["run", "-i", "inventory.ini", "site.yml"]);
+    run.assert_code(0);
+    assert_eq!(fleet.exec_ok(0, "cat /tmp/acc"), "a,b,c\n");
+    let controller = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("controller hostname")
+        .trim()
+        .to_string();
+    let target = fleet.exec_ok(0, "cat /proc/sys/kernel/hostname").trim().to_string();
+    assert_ne!(controller, target);
+    assert_eq!(
+        fleet.exec_ok(0, "cat /tmp/where"),
+        format!("{controller} {target}\n")
+    );
+}

@@ -119,7 +119,7 @@ impl Runner {
         if !self.is_active(host) {
             return None;
         }
-        let base_vars = self.vars_for(run, host, &task.common.vars, scope)?;
+        let mut base_vars = self.vars_for(run, host, &task.common.vars, scope)?;
         let templar = &self.sources.templar;
         let file = task.span.file.display().to_string();
         let no_log = task.common.no_log.unwrap_or(false);
@@ -231,6 +231,21 @@ impl Runner {
                     },
                     verbose_always: task.module == "debug",
                 }));
+            }
+            // set_fact in a loop: each item's facts are set before the next item is templated,
+            // so `acc: "{{ acc + [item] }}"` accumulates, as in Ansible.
+            if let (Some(Value::Object(facts)), true, false) = (
+                outcome.result.get("ansible_facts"),
+                items.is_some() && task.module != "setup",
+                matches!(
+                    outcome.status,
+                    HostStatus::Failed | HostStatus::Unreachable | HostStatus::Skipped
+                ),
+            ) {
+                if let Some(state) = self.host(host) {
+                    lock(&state).host_vars.extend(facts.clone());
+                }
+                base_vars = self.vars_for(run, host, &task.common.vars, scope)?;
             }
             let mut item_result = outcome.result.clone();
             if let Some((_, item)) = &entry {
@@ -883,7 +898,7 @@ impl Runner {
             }
         };
         // Connection variables come from the host the command runs on.
-        let (conn_host, conn_vars) = match delegate {
+        let (conn_host, mut conn_vars) = match delegate {
             Some(d) if d != host => {
                 if self.sources.inventory.host(d).is_some() {
                     let mut v = self.sources.inventory.vars_for_host(d);
@@ -913,6 +928,13 @@ impl Runner {
         for key in ["ansible_password", "ansible_ssh_pass"] {
             if let Some(Value::String(p)) = conn_vars.get(key) {
                 self.redactor.add(p);
+            }
+        }
+        // The `connection:` keyword, unless a connection variable says otherwise (variables win
+        // over keywords, as in Ansible).
+        if let Some(connection) = &task.common.connection {
+            if !conn_vars.contains_key("ansible_connection") {
+                conn_vars.insert("ansible_connection".into(), json!(connection));
             }
         }
         let remote_user = task.common.remote_user.clone();
