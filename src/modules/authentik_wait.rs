@@ -135,7 +135,7 @@ impl Module for AuthentikWait {
             secrets.insert(SECRETS_KEY.into(), Value::from(vec![token.clone()]));
         }
         if env.check_mode() {
-            // The executor reports a task skipped in check mode only when its plan has changes.
+            // Skipped in check mode (the executor honours skip_in_check whatever `changed` says).
             return Ok(Plan {
                 changed: true,
                 skip_in_check: Some(
