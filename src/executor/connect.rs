@@ -148,13 +148,60 @@ pub struct Pool {
     slots: Mutex<HashMap<String, Slot>>,
     /// Hosts whose run lock this run holds (a second session to a host must not wait for it).
     locked: Mutex<std::collections::HashSet<String>>,
+    /// Sessions opened unlocked whose lock could not be taken, by pool key.
+    lock_failures: Mutex<HashMap<String, TransportError>>,
 }
 
 impl Pool {
+    /// The run's session to a host, opened on first use (and, with the run lock on, locked).
     pub async fn get(
         &self,
         key: &str,
         target: Target,
+    ) -> Result<Arc<dyn Transport>, TransportError> {
+        let session = self.open(key, target, true).await?;
+        match self.lock_failures.lock().ok().and_then(|f| f.get(key).cloned()) {
+            Some(failure) => Err(failure),
+            None => Ok(session),
+        }
+    }
+
+    /// Opens the session without taking the run lock: `prelock` connects to every host in
+    /// parallel, then locks them one by one in a fixed order with [`Pool::lock`].
+    pub async fn connect_only(
+        &self,
+        key: &str,
+        target: Target,
+    ) -> Result<Arc<dyn Transport>, TransportError> {
+        self.open(key, target, false).await
+    }
+
+    /// Takes the run lock over an open session (once per host); a failure is what every later
+    /// use of the session reports.
+    pub async fn lock(&self, key: &str, alias: &str, session: &Arc<dyn Transport>) {
+        let Some(timeout) = super::runlock::lock_timeout() else {
+            return;
+        };
+        let first = self
+            .locked
+            .lock()
+            .map(|mut l| l.insert(alias.to_string()))
+            .unwrap_or(false);
+        if !first {
+            return;
+        }
+        if let Err(failure) = super::runlock::acquire(session, alias, timeout).await {
+            if let Ok(mut failures) = self.lock_failures.lock() {
+                failures.insert(key.to_string(), failure);
+            }
+        }
+    }
+
+    async fn open(
+        &self,
+        key: &str,
+        target: Target,
+        lock: bool,
     ) -> Result<Arc<dyn Transport>, TransportError> {
         let slot = {
             let mut slots = self
@@ -169,7 +216,7 @@ impl Pool {
                     Target::Local => Ok(transport::local()),
                     Target::Ssh(opts) => {
                         let session = transport::connect(&opts).await?;
-                        if let Some(timeout) = super::runlock::lock_timeout() {
+                        if let (Some(timeout), true) = (super::runlock::lock_timeout(), lock) {
                             let first = self
                                 .locked
                                 .lock()

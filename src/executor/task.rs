@@ -1372,6 +1372,7 @@ impl Runner {
         sorted.sort();
         sorted.dedup();
         let templar = &self.sources.templar;
+        let mut targets = Vec::new();
         for host in sorted {
             let mut vars = self.sources.inventory.vars_for_host(&host);
             vars.extend(self.sources.extra_vars.clone());
@@ -1395,7 +1396,20 @@ impl Runner {
             self.implicit_local(&host, &mut conn);
             if let Ok(target) = target_for(&host, &conn, None, &self.opts.connect) {
                 let key = session_key(&host, &target);
-                let _ = self.pool.get(&key, target).await;
+                targets.push((host, key, target));
+            }
+        }
+        // Connecting is slow and order-free: all at once. Locking is ordered: one by one.
+        let sessions = futures::future::join_all(targets.into_iter().map(
+            |(host, key, target)| async move {
+                let session = self.pool.connect_only(&key, target).await;
+                (host, key, session)
+            },
+        ))
+        .await;
+        for (host, key, session) in sessions {
+            if let Ok(session) = session {
+                self.pool.lock(&key, &host, &session).await;
             }
         }
     }
