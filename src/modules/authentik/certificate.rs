@@ -6,9 +6,10 @@
 //! existing pair of that name is kept as it is when RSA (no rotation), and is an error otherwise:
 //! Proxmox VE answers 401 to ECDSA-signed ID tokens (`require_rsa: false` lifts that rule).
 //!
-//! With `certificate_data` and `key_data` the pair is exactly those: checked locally (x509.rs), then
-//! created (`POST`), or replaced (`PATCH …/{kp_uuid}/` with both) when Authentik's
-//! `fingerprint_sha256` differs from the given leaf's. The key is declared a secret and never shown.
+//! With `certificate_data` and `key_data` the pair is exactly those: checked locally
+//! (given_pair.rs, reading with tls/x509.rs), then created (`POST`), or replaced
+//! (`PATCH …/{kp_uuid}/` with both) when Authentik's `fingerprint_sha256` differs from the given
+//! leaf's. The key is declared a secret and never shown.
 //!
 //! Returns `pk`, `name`, `fingerprint_sha256`, `key_type`; never a private key.
 
@@ -18,9 +19,10 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use super::api::Client;
+use super::given_pair::{self, GivenPair};
 use super::version::{key_type_of, Features};
-use super::x509::{self, GivenPair};
 use super::{authentik_spec, base_result, json_diff, not_rsa_message, Pending};
+use crate::modules::tls::x509;
 use crate::modules::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv, SECRETS_KEY};
 
 pub struct AuthentikCertificate;
@@ -239,7 +241,7 @@ enum Work {
     /// Generate or import a new pair described by the arguments.
     Make(Wanted),
     /// Create or replace the pair with the given certificate and key.
-    Given(GivenWork),
+    Given(Box<GivenWork>),
 }
 
 struct GivenWork {
@@ -333,11 +335,11 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
         Ok(Some(body)) => body
             .get("data")
             .and_then(Value::as_str)
-            .and_then(x509::describe),
+            .and_then(given_pair::describe),
         _ => None,
     };
     match described {
-        Some((leaf, chain_length)) => x509::pair_view(name, &leaf, chain_length, private_key),
+        Some((leaf, chain_length)) => given_pair::pair_view(name, &leaf, chain_length, private_key),
         None => json!({
             "name": name,
             "subject": pair.get("cert_subject").cloned().unwrap_or(Value::Null),
@@ -418,7 +420,7 @@ async fn plan_given_pair(
             let same = pair
                 .get("fingerprint_sha256")
                 .and_then(Value::as_str)
-                .is_some_and(|fp| x509::same_fingerprint(fp, &given.leaf.fingerprint_sha256));
+                .is_some_and(|fp| x509::same_fingerprint(fp, &given.fingerprint_sha256()));
             let has_key = pair
                 .get("private_key_available")
                 .and_then(Value::as_bool)
@@ -443,7 +445,7 @@ async fn plan_given_pair(
     result.insert("cert_expiry".into(), Value::Null);
     result.insert(
         "fingerprint_sha256".into(),
-        json!(given.leaf.fingerprint_sha256),
+        json!(given.fingerprint_sha256()),
     );
     result.insert("key_type".into(), json!(given.leaf.key_type));
     result.insert("private_key_available".into(), json!(true));
@@ -460,11 +462,11 @@ async fn plan_given_pair(
         skip_in_check: None,
         data: Pending {
             client,
-            work: Work::Given(GivenWork {
+            work: Work::Given(Box::new(GivenWork {
                 name,
                 pair: given,
                 replace,
-            }),
+            })),
         }
         .into_plan_data(),
     })
@@ -526,12 +528,12 @@ async fn send_given(
     result.insert(SECRETS_KEY.into(), secrets);
     // Authentik computes the fingerprint from what it stored: a difference means it kept something else.
     if let Some(fp) = saved.get("fingerprint_sha256").and_then(Value::as_str) {
-        if !x509::same_fingerprint(fp, &given.leaf.fingerprint_sha256) {
+        if !x509::same_fingerprint(fp, &given.fingerprint_sha256()) {
             return Err(ModuleError::with_result(
                 format!(
                     "Authentik reports fingerprint {fp} for key pair '{name}' after the import, not {} of the \
                      given certificate",
-                    given.leaf.fingerprint_sha256
+                    given.fingerprint_sha256()
                 ),
                 result,
             ));
@@ -626,7 +628,7 @@ impl Module for AuthentikCertificate {
         let Pending { mut client, work } = Pending::<Work>::from_plan(&mut plan)?;
         let wanted = match work {
             Work::Make(wanted) => wanted,
-            Work::Given(given) => return apply_given(env, client, given).await,
+            Work::Given(given) => return apply_given(env, client, *given).await,
         };
         let pair = match wanted.creation {
             Creation::Generate => {
