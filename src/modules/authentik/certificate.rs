@@ -13,8 +13,6 @@
 //!
 //! Returns `pk`, `name`, `fingerprint_sha256`, `key_type`; never a private key.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
@@ -203,37 +201,16 @@ const CERT_FIX: &str =
 
 /// A self-signed RSA certificate and its PKCS#8 key, as PEM (certificate, key).
 pub fn make_rsa_pair(wanted: &Wanted, key_size: u32) -> Result<(String, String), ModuleError> {
-    let size = match key_size {
-        2048 => rcgen::RsaKeySize::_2048,
-        3072 => rcgen::RsaKeySize::_3072,
-        4096 => rcgen::RsaKeySize::_4096,
-        other => {
-            return Err(ModuleError::msg(format!(
-                "key_size must be 2048, 3072 or 4096, got {other}"
-            )))
-        }
-    };
-    let fail = |e: rcgen::Error| ModuleError::msg(format!("cannot make the RSA key pair: {e}"));
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(fail)?;
-    let mut params =
-        rcgen::CertificateParams::new(wanted.subject_alt_names.clone()).map_err(fail)?;
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, wanted.common_name.clone());
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "orch");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let key = x509::new_rsa_key(key_size).map_err(ModuleError::msg)?;
     // Like authentik's builder: valid from yesterday, so clock skew does not matter.
-    let day = Duration::from_secs(86_400);
-    params.not_before = epoch + now.saturating_sub(day);
-    params.not_after = epoch + now + day * wanted.validity_days as u32;
-    let cert = params.self_signed(&key).map_err(fail)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    let cert = x509::make_self_signed(
+        &key,
+        &wanted.common_name,
+        &wanted.subject_alt_names,
+        wanted.validity_days as u32,
+    )
+    .map_err(|e| ModuleError::msg(format!("cannot make the RSA key pair: {e}")))?;
+    Ok((cert, key.serialize_pem()))
 }
 
 /// What `apply` does.

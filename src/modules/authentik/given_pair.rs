@@ -225,20 +225,16 @@ pub mod tests {
     use x509_parser::der_parser::ber::BerObjectContent;
     use x509_parser::pem::Pem;
 
-    /// A self-signed certificate for `names` and its key as PKCS#8 PEM.
+    /// A self-signed certificate for `names` (the first is also the CN) and its key as PKCS#8 PEM.
     pub fn pair(alg: &'static rcgen::SignatureAlgorithm, names: &[&str]) -> (String, String) {
         let key = if alg == &rcgen::PKCS_RSA_SHA256 {
-            rcgen::KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).unwrap()
+            x509::new_rsa_key(2048).unwrap()
         } else {
             rcgen::KeyPair::generate_for(alg).unwrap()
         };
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = rcgen::CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names[0].clone());
-        let cert = params.self_signed(&key).unwrap();
-        (cert.pem(), key.serialize_pem())
+        let cert = x509::make_self_signed(&key, &names[0], &names, 30).unwrap();
+        (cert, key.serialize_pem())
     }
 
     /// The PKCS#1 (RSA) or SEC1 (EC) form of a PKCS#8 key: the inner privateKey OCTET STRING.

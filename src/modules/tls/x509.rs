@@ -1,5 +1,5 @@
 //! Reading X.509 material (PEM and DER certificates, chains, private keys in PKCS#8, PKCS#1 or
-//! SEC1) and making it with rcgen (an RSA CA and server certificates).
+//! SEC1) and making it with rcgen (an RSA CA, server certificates, self-signed certificates).
 //! Used by `internal_ca` and `ca_trust`, and by the Authentik modules, which check a given pair
 //! with these readers (`authentik/given_pair.rs`).
 //!
@@ -229,7 +229,8 @@ fn rsa_size(bits: u32) -> Result<rcgen::RsaKeySize, String> {
     }
 }
 
-fn new_rsa_key(bits: u32) -> Result<rcgen::KeyPair, String> {
+/// A new RSA key of 2048, 3072 or 4096 bits, for SHA-256 signatures.
+pub fn new_rsa_key(bits: u32) -> Result<rcgen::KeyPair, String> {
     rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rsa_size(bits)?)
         .map_err(|e| format!("cannot make an RSA key: {e}"))
 }
@@ -245,6 +246,14 @@ fn validity(params: &mut rcgen::CertificateParams, days: u32) {
     params.not_after = epoch + now + day * days;
 }
 
+/// `CN=common_name, O=orch`.
+fn orch_name(common_name: &str) -> rcgen::DistinguishedName {
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, common_name);
+    name.push(rcgen::DnType::OrganizationName, "orch");
+    name
+}
+
 /// A certificate and its private key, as PEM.
 #[derive(Clone)]
 pub struct PemPair {
@@ -257,13 +266,7 @@ pub fn make_ca(common_name: &str, days: u32, key_bits: u32) -> Result<PemPair, S
     let fail = |e: rcgen::Error| format!("cannot make the CA certificate: {e}");
     let key = new_rsa_key(key_bits)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, common_name);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "orch");
+    params.distinguished_name = orch_name(common_name);
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
@@ -310,6 +313,20 @@ pub fn make_server_cert(
         certificate: cert.pem(),
         private_key: key.serialize_pem(),
     })
+}
+
+/// A self-signed certificate of `key` (not a CA) for `names` (DNS names or IP addresses), named
+/// `CN=common_name, O=orch`, as PEM. The error is rcgen's, for the caller to frame.
+pub fn make_self_signed(
+    key: &rcgen::KeyPair,
+    common_name: &str,
+    names: &[String],
+    days: u32,
+) -> Result<String, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    params.distinguished_name = orch_name(common_name);
+    validity(&mut params, days);
+    Ok(params.self_signed(key)?.pem())
 }
 
 #[cfg(test)]
@@ -360,6 +377,25 @@ mod tests {
         assert!(same_fingerprint("BA:78:16:BF", "ba7816bf"));
         assert!(!same_fingerprint("", ""));
         assert!(!same_fingerprint("aa:bb", "aa:bc"));
+    }
+
+    #[test]
+    fn a_self_signed_certificate_names_its_key_and_hosts() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let names = ["auth.example.test".to_string(), "2001:db8::1".to_string()];
+        let pem = make_self_signed(&key, "auth.example.test", &names, 5).unwrap();
+        let info = CertInfo::from_pem(&pem).unwrap();
+        assert!(!info.is_ca && info.is_signed_by(&info));
+        assert_eq!(info.subject, "CN=auth.example.test, O=orch");
+        assert_eq!(info.host_names(), names);
+        assert_eq!(info.key_type, "ec");
+        assert!(key_matches(&key, &info));
+        assert!(key_matches(
+            &read_key_pem(&key.serialize_pem()).unwrap(),
+            &info
+        ));
+        let days_left = info.seconds_left() / 86_400;
+        assert!((4..=5).contains(&days_left), "{days_left}");
     }
 
     #[test]
