@@ -577,7 +577,9 @@ impl Client {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .ok_or_else(|| ModuleError::msg(format!("{at} presented no certificate")))?;
-        Ok(super::x509::fingerprint_sha256(leaf.as_ref()))
+        Ok(super::given_pair::authentik_fingerprint(
+            &crate::modules::tls::x509::fingerprint_sha256(leaf.as_ref()),
+        ))
     }
 
     async fn open_stream(&self, env: &dyn TaskEnv) -> Result<Box<dyn Tunnel>, ModuleError> {

@@ -6,21 +6,21 @@
 //! existing pair of that name is kept as it is when RSA (no rotation), and is an error otherwise:
 //! Proxmox VE answers 401 to ECDSA-signed ID tokens (`require_rsa: false` lifts that rule).
 //!
-//! With `certificate_data` and `key_data` the pair is exactly those: checked locally (x509.rs), then
-//! created (`POST`), or replaced (`PATCH …/{kp_uuid}/` with both) when Authentik's
-//! `fingerprint_sha256` differs from the given leaf's. The key is declared a secret and never shown.
+//! With `certificate_data` and `key_data` the pair is exactly those: checked locally
+//! (given_pair.rs, reading with tls/x509.rs), then created (`POST`), or replaced
+//! (`PATCH …/{kp_uuid}/` with both) when Authentik's `fingerprint_sha256` differs from the given
+//! leaf's. The key is declared a secret and never shown.
 //!
 //! Returns `pk`, `name`, `fingerprint_sha256`, `key_type`; never a private key.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use super::api::Client;
+use super::given_pair::{self, GivenPair};
 use super::version::{key_type_of, Features};
-use super::x509::{self, GivenPair};
 use super::{authentik_spec, base_result, json_diff, not_rsa_message, Pending};
+use crate::modules::tls::x509;
 use crate::modules::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv, SECRETS_KEY};
 
 pub struct AuthentikCertificate;
@@ -201,37 +201,16 @@ const CERT_FIX: &str =
 
 /// A self-signed RSA certificate and its PKCS#8 key, as PEM (certificate, key).
 pub fn make_rsa_pair(wanted: &Wanted, key_size: u32) -> Result<(String, String), ModuleError> {
-    let size = match key_size {
-        2048 => rcgen::RsaKeySize::_2048,
-        3072 => rcgen::RsaKeySize::_3072,
-        4096 => rcgen::RsaKeySize::_4096,
-        other => {
-            return Err(ModuleError::msg(format!(
-                "key_size must be 2048, 3072 or 4096, got {other}"
-            )))
-        }
-    };
-    let fail = |e: rcgen::Error| ModuleError::msg(format!("cannot make the RSA key pair: {e}"));
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(fail)?;
-    let mut params =
-        rcgen::CertificateParams::new(wanted.subject_alt_names.clone()).map_err(fail)?;
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, wanted.common_name.clone());
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "orch");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let key = x509::new_rsa_key(key_size).map_err(ModuleError::msg)?;
     // Like authentik's builder: valid from yesterday, so clock skew does not matter.
-    let day = Duration::from_secs(86_400);
-    params.not_before = epoch + now.saturating_sub(day);
-    params.not_after = epoch + now + day * wanted.validity_days as u32;
-    let cert = params.self_signed(&key).map_err(fail)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    let cert = x509::make_self_signed(
+        &key,
+        &wanted.common_name,
+        &wanted.subject_alt_names,
+        wanted.validity_days as u32,
+    )
+    .map_err(|e| ModuleError::msg(format!("cannot make the RSA key pair: {e}")))?;
+    Ok((cert, key.serialize_pem()))
 }
 
 /// What `apply` does.
@@ -239,7 +218,7 @@ enum Work {
     /// Generate or import a new pair described by the arguments.
     Make(Wanted),
     /// Create or replace the pair with the given certificate and key.
-    Given(GivenWork),
+    Given(Box<GivenWork>),
 }
 
 struct GivenWork {
@@ -333,11 +312,11 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
         Ok(Some(body)) => body
             .get("data")
             .and_then(Value::as_str)
-            .and_then(x509::describe),
+            .and_then(given_pair::describe),
         _ => None,
     };
     match described {
-        Some((leaf, chain_length)) => x509::pair_view(name, &leaf, chain_length, private_key),
+        Some((leaf, chain_length)) => given_pair::pair_view(name, &leaf, chain_length, private_key),
         None => json!({
             "name": name,
             "subject": pair.get("cert_subject").cloned().unwrap_or(Value::Null),
@@ -418,7 +397,7 @@ async fn plan_given_pair(
             let same = pair
                 .get("fingerprint_sha256")
                 .and_then(Value::as_str)
-                .is_some_and(|fp| x509::same_fingerprint(fp, &given.leaf.fingerprint_sha256));
+                .is_some_and(|fp| x509::same_fingerprint(fp, &given.fingerprint_sha256()));
             let has_key = pair
                 .get("private_key_available")
                 .and_then(Value::as_bool)
@@ -443,7 +422,7 @@ async fn plan_given_pair(
     result.insert("cert_expiry".into(), Value::Null);
     result.insert(
         "fingerprint_sha256".into(),
-        json!(given.leaf.fingerprint_sha256),
+        json!(given.fingerprint_sha256()),
     );
     result.insert("key_type".into(), json!(given.leaf.key_type));
     result.insert("private_key_available".into(), json!(true));
@@ -460,11 +439,11 @@ async fn plan_given_pair(
         skip_in_check: None,
         data: Pending {
             client,
-            work: Work::Given(GivenWork {
+            work: Work::Given(Box::new(GivenWork {
                 name,
                 pair: given,
                 replace,
-            }),
+            })),
         }
         .into_plan_data(),
     })
@@ -526,12 +505,12 @@ async fn send_given(
     result.insert(SECRETS_KEY.into(), secrets);
     // Authentik computes the fingerprint from what it stored: a difference means it kept something else.
     if let Some(fp) = saved.get("fingerprint_sha256").and_then(Value::as_str) {
-        if !x509::same_fingerprint(fp, &given.leaf.fingerprint_sha256) {
+        if !x509::same_fingerprint(fp, &given.fingerprint_sha256()) {
             return Err(ModuleError::with_result(
                 format!(
                     "Authentik reports fingerprint {fp} for key pair '{name}' after the import, not {} of the \
                      given certificate",
-                    given.leaf.fingerprint_sha256
+                    given.fingerprint_sha256()
                 ),
                 result,
             ));
@@ -626,7 +605,7 @@ impl Module for AuthentikCertificate {
         let Pending { mut client, work } = Pending::<Work>::from_plan(&mut plan)?;
         let wanted = match work {
             Work::Make(wanted) => wanted,
-            Work::Given(given) => return apply_given(env, client, given).await,
+            Work::Given(given) => return apply_given(env, client, *given).await,
         };
         let pair = match wanted.creation {
             Creation::Generate => {

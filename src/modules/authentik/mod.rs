@@ -7,9 +7,9 @@ pub mod api;
 pub mod application;
 pub mod brand;
 pub mod certificate;
+pub mod given_pair;
 pub mod provider;
 pub mod version;
-pub mod x509;
 
 use std::sync::Mutex;
 

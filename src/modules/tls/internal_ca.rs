@@ -284,7 +284,7 @@ fn check_ca(current: &Current, wanted: &Wanted) -> Result<Result<Kept, String>, 
             "{path} is not a CA certificate (no basicConstraints CA:TRUE); move it away to make a new CA"
         )));
     }
-    if !x509::key_matches(key, &info) {
+    if !x509::pem_key_matches(key, &info) {
         return Ok(Err("the CA key does not match its certificate".into()));
     }
     if info.seconds_left() <= i64::from(wanted.renew_before_days) * 86_400 {
@@ -300,7 +300,8 @@ fn check_ca(current: &Current, wanted: &Wanted) -> Result<Result<Kept, String>, 
 }
 
 fn same_names(info: &CertInfo, wanted: &Wanted) -> bool {
-    let have: BTreeSet<&str> = info.subject_alt_names.iter().map(String::as_str).collect();
+    let names = info.host_names();
+    let have: BTreeSet<&str> = names.iter().map(String::as_str).collect();
     let want: BTreeSet<&str> = wanted.names.iter().map(String::as_str).collect();
     have == want && info.common_name.as_deref() == Some(wanted.common_name.as_str())
 }
@@ -321,7 +322,7 @@ fn check_server(current: &Current, wanted: &Wanted, ca: &CertInfo) -> Result<Kep
     };
     let info = CertInfo::from_pem(cert)
         .map_err(|e| format!("the server certificate cannot be read ({e})"))?;
-    if !x509::key_matches(key, &info) {
+    if !x509::pem_key_matches(key, &info) {
         return Err("the server key does not match its certificate".into());
     }
     if !info.is_signed_by(ca) {
@@ -331,7 +332,7 @@ fn check_server(current: &Current, wanted: &Wanted, ca: &CertInfo) -> Result<Kep
         return Err(format!(
             "the server certificate names {} {:?}, wanted {} {:?}",
             info.common_name.as_deref().unwrap_or("(no CN)"),
-            info.subject_alt_names,
+            info.host_names(),
             wanted.common_name,
             wanted.names
         ));
@@ -366,10 +367,9 @@ fn describe_cert(label: &str, info: &CertInfo) -> String {
     format!(
         "{label}: {}\n  names: {}\n  issuer: {}\n  expires: {}\n  sha256: {}\n",
         info.subject,
-        if info.subject_alt_names.is_empty() {
-            "-".to_string()
-        } else {
-            info.subject_alt_names.join(", ")
+        match info.host_names() {
+            names if names.is_empty() => "-".to_string(),
+            names => names.join(", "),
         },
         info.issuer,
         info.not_after_text(),
@@ -435,10 +435,7 @@ fn result_of(
     );
     r.insert("private_key".into(), json!(server.pair.private_key));
     r.insert("common_name".into(), json!(wanted.common_name));
-    r.insert(
-        "subject_alt_names".into(),
-        json!(server.info.subject_alt_names),
-    );
+    r.insert("subject_alt_names".into(), json!(server.info.host_names()));
     r.insert(
         "ca_fingerprint_sha256".into(),
         json!(ca.info.fingerprint_sha256),
@@ -699,7 +696,7 @@ mod tests {
         let server = CertInfo::from_pem(&read(&env, "server.crt")).unwrap();
         let ca = CertInfo::from_pem(&read(&env, "ca.crt")).unwrap();
         assert!(server.is_signed_by(&ca));
-        assert_eq!(server.subject_alt_names, vec!["auth.example.test"]);
+        assert_eq!(server.host_names(), vec!["auth.example.test"]);
 
         let before: Vec<String> = ["ca.crt", "ca.key", "server.crt", "server.key"]
             .iter()
@@ -748,7 +745,7 @@ mod tests {
         assert_eq!(read(&env, "ca.key"), key_before);
         let server = CertInfo::from_pem(&read(&env, "server.crt")).unwrap();
         assert_eq!(
-            server.subject_alt_names,
+            server.host_names(),
             vec!["auth.example.test", "sso.example.test"]
         );
         assert!(server.is_signed_by(&CertInfo::from_pem(&ca_before).unwrap()));
@@ -786,7 +783,7 @@ mod tests {
         assert!(repaired.changed);
         let ca =
             CertInfo::from_pem(&std::fs::read_to_string(check.path("ca/ca.crt")).unwrap()).unwrap();
-        assert!(x509::key_matches(
+        assert!(x509::pem_key_matches(
             &std::fs::read_to_string(check.path("ca/ca.key")).unwrap(),
             &ca
         ));

@@ -1,49 +1,40 @@
 //! A certificate and private key given as PEM (`authentik_certificate`'s `certificate_data` and
 //! `key_data`), checked on the controller before anything is sent: the certificate (or chain, leaf
 //! first) parses, the key parses, the key belongs to the leaf, and the leaf's SHA-256 fingerprint
-//! is computed exactly as Authentik reports it (`authentik/crypto/models.py`:
+//! is given exactly as Authentik reports it (`authentik/crypto/models.py`:
 //! `hexlify(cert.fingerprint(SHA256), ":")`, lowercase colon-separated hex), so that an unchanged
-//! pair is recognised without reading its key back.
+//! pair is recognised without reading its key back. The reading itself is `tls/x509.rs`'s; this
+//! file holds Authentik's rules, messages and diff views.
 //!
 //! Nothing here puts key material into a message, a view or a result: errors name the argument and
 //! what is wrong, never the text.
 
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
-use x509_parser::extensions::GeneralName;
-use x509_parser::pem::Pem;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::modules::tls::x509::{self, CertInfo};
 use crate::modules::{ModuleError, SECRETS_KEY};
 
-/// What the diff and the result show of a certificate (public data only).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CertInfo {
-    pub subject: String,
-    pub issuer: String,
-    pub sans: Vec<String>,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub fingerprint_sha256: String,
-    /// Authentik's vocabulary (`CertificateKeyPairKeyTypeEnum`): rsa, ec, dsa, ed25519, ed448.
-    pub key_type: String,
+/// A fingerprint in Authentik's form (lowercase colon-separated hex).
+pub fn authentik_fingerprint(fingerprint: &str) -> String {
+    fingerprint.to_ascii_lowercase()
 }
 
-impl CertInfo {
-    pub fn view(&self) -> Value {
-        json!({
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "subject_alt_names": self.sans,
-            "not_after": crate::state::format_utc(self.not_after),
-            "fingerprint_sha256": self.fingerprint_sha256,
-            "key_type": self.key_type,
-        })
-    }
-
-    pub fn expired(&self, now: i64) -> bool {
-        self.not_after < now
-    }
+/// What the diff and the result show of a certificate (public data only).
+fn leaf_view(leaf: &CertInfo) -> Map<String, Value> {
+    let mut view = Map::new();
+    view.insert("subject".into(), json!(leaf.subject));
+    view.insert("issuer".into(), json!(leaf.issuer));
+    view.insert("subject_alt_names".into(), json!(leaf.alt_names));
+    view.insert(
+        "not_after".into(),
+        json!(crate::state::format_utc(leaf.not_after)),
+    );
+    view.insert(
+        "fingerprint_sha256".into(),
+        json!(authentik_fingerprint(&leaf.fingerprint_sha256)),
+    );
+    view.insert("key_type".into(), json!(leaf.key_type));
+    view
 }
 
 /// A checked pair, ready to be sent.
@@ -78,9 +69,9 @@ impl GivenPair {
         let certificate_pem = normalize(certificate_data);
         let chain = read_chain(&certificate_pem).map_err(&fail)?;
         let key = read_key(&key_pem).map_err(&fail)?;
-        let parsed: Vec<X509Certificate<'_>> = chain
+        let parsed: Vec<CertInfo> = chain
             .iter()
-            .map(|der| X509Certificate::from_der(der).map(|(_, cert)| cert))
+            .map(|der| CertInfo::from_der(der))
             .collect::<Result<_, _>>()
             .map_err(|e| {
                 fail(format!(
@@ -90,26 +81,26 @@ impl GivenPair {
         let Some(leaf) = parsed.first() else {
             return Err(fail("certificate_data holds no certificate".into()));
         };
-        let info = cert_info(leaf, &chain[0]);
-        if !key_matches(leaf, &key) {
-            let hint = match parsed.iter().position(|c| key_matches(c, &key)) {
+        if !x509::key_matches(&key, leaf) {
+            let hint = match parsed.iter().position(|c| x509::key_matches(&key, c)) {
                 Some(i) => format!(
                     " It belongs to certificate {} of the chain ({}): put the server certificate first.",
                     i + 1,
-                    parsed[i].subject()
+                    parsed[i].subject
                 ),
                 None => " Give the key that was made with this certificate.".into(),
             };
             return Err(fail(format!(
                 "key_data does not belong to the certificate in certificate_data (subject {}, fingerprint {}): \
                  their public keys differ.{hint}",
-                info.subject, info.fingerprint_sha256
+                leaf.subject,
+                authentik_fingerprint(&leaf.fingerprint_sha256)
             )));
         }
-        if require_rsa && info.key_type != "rsa" {
+        if require_rsa && leaf.key_type != "rsa" {
             return Err(fail(super::not_rsa_message(
                 name,
-                &info.key_type,
+                &leaf.key_type,
                 "give an RSA key and certificate in certificate_data and key_data, or set require_rsa: false \
                  when this pair does not sign ID tokens (a web certificate may be ECDSA)",
             )));
@@ -117,10 +108,15 @@ impl GivenPair {
         Ok(GivenPair {
             certificate_pem,
             key_pem,
-            leaf: info,
+            leaf: leaf.clone(),
             chain_length: chain.len(),
             secrets,
         })
+    }
+
+    /// The leaf's fingerprint as Authentik reports it.
+    pub fn fingerprint_sha256(&self) -> String {
+        authentik_fingerprint(&self.leaf.fingerprint_sha256)
     }
 
     /// What the diff shows for the pair as it will be.
@@ -134,16 +130,14 @@ impl GivenPair {
 pub fn pair_view(name: &str, leaf: &CertInfo, chain_length: usize, private_key: &str) -> Value {
     let mut view = Map::new();
     view.insert("name".into(), json!(name));
-    if let Value::Object(details) = leaf.view() {
-        view.extend(details);
-    }
+    view.extend(leaf_view(leaf));
     view.insert("chain_length".into(), json!(chain_length));
     view.insert("private_key".into(), json!(private_key));
     Value::Object(view)
 }
 
 /// Each line trimmed, blank lines dropped, one final newline: what Authentik does to keys before
-/// loading them, and what the PEM reader here needs (an indented YAML block would not parse).
+/// loading them, and what the PEM reader needs (an indented YAML block would not parse).
 pub fn normalize(text: &str) -> String {
     let mut out: String = text
         .lines()
@@ -168,15 +162,9 @@ fn secrets_of(given: &str, normalized: &str) -> Vec<String> {
     secrets
 }
 
-fn blocks(text: &str, what: &str) -> Result<Vec<Pem>, String> {
-    Pem::iter_from_buffer(text.as_bytes())
-        .collect::<Result<Vec<Pem>, _>>()
-        .map_err(|e| format!("{what} is not valid PEM ({e})"))
-}
-
 /// The DER of every certificate of `certificate_data`, leaf first.
 fn read_chain(text: &str) -> Result<Vec<Vec<u8>>, String> {
-    let blocks = blocks(text, "certificate_data")?;
+    let blocks = x509::pem_blocks(text, "certificate_data")?;
     if blocks.iter().any(|b| b.label.ends_with("PRIVATE KEY")) {
         // Authentik would store it as certificate text, shown to anyone who may view certificates.
         return Err(
@@ -205,7 +193,7 @@ fn read_key(text: &str) -> Result<rcgen::KeyPair, String> {
                 .into(),
         );
     }
-    let blocks = blocks(text, "key_data")?;
+    let blocks = x509::pem_blocks(text, "key_data")?;
     let Some(block) = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")) else {
         return Err(
             "key_data holds no PEM private key (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY \
@@ -223,119 +211,30 @@ fn read_key(text: &str) -> Result<rcgen::KeyPair, String> {
     })
 }
 
-/// Whether the key is the one the certificate's SubjectPublicKeyInfo names. The public key bits are
-/// compared, not the whole SPKI, because the AlgorithmIdentifier may be encoded differently (RSA's
-/// NULL parameters, RSA-PSS certificates over an rsaEncryption key) for the same key.
-fn key_matches(cert: &X509Certificate<'_>, key: &rcgen::KeyPair) -> bool {
-    cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
-}
-
-/// Lowercase colon-separated hex of SHA-256 over the DER, as Authentik's `fingerprint_sha256`.
-pub fn fingerprint_sha256(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Two fingerprints are the same whatever their case and separators.
-pub fn same_fingerprint(a: &str, b: &str) -> bool {
-    let plain = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_hexdigit)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let (a, b) = (plain(a), plain(b));
-    !a.is_empty() && a == b
-}
-
-/// The key type of a certificate's public key, in Authentik's words.
-fn key_type(cert: &X509Certificate<'_>) -> String {
-    match cert
-        .public_key()
-        .algorithm
-        .algorithm
-        .to_id_string()
-        .as_str()
-    {
-        "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => "rsa".into(),
-        "1.2.840.10045.2.1" => "ec".into(),
-        "1.2.840.10040.4.1" => "dsa".into(),
-        "1.3.101.112" => "ed25519".into(),
-        "1.3.101.113" => "ed448".into(),
-        other => other.to_string(),
-    }
-}
-
-fn cert_info(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
-    let sans = match cert.subject_alternative_name() {
-        Ok(Some(ext)) => ext
-            .value
-            .general_names
-            .iter()
-            .map(|name| match name {
-                GeneralName::DNSName(d) => format!("DNS:{d}"),
-                GeneralName::IPAddress(ip) => format!("IP:{}", ip_text(ip)),
-                GeneralName::RFC822Name(m) => format!("email:{m}"),
-                GeneralName::URI(u) => format!("URI:{u}"),
-                other => format!("{other:?}"),
-            })
-            .collect(),
-        _ => vec![],
-    };
-    CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        sans,
-        not_before: cert.validity().not_before.timestamp(),
-        not_after: cert.validity().not_after.timestamp(),
-        fingerprint_sha256: fingerprint_sha256(der),
-        key_type: key_type(cert),
-    }
-}
-
-fn ip_text(bytes: &[u8]) -> String {
-    match bytes.len() {
-        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
-        16 => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(bytes);
-            std::net::Ipv6Addr::from(octets).to_string()
-        }
-        _ => hex::encode(bytes),
-    }
-}
-
 /// The leaf details and chain length of a certificate Authentik already holds (from
 /// `view_certificate/`), for the diff's "before"; None when it does not parse.
 pub fn describe(certificate_pem: &str) -> Option<(CertInfo, usize)> {
     let chain = read_chain(&normalize(certificate_pem)).ok()?;
-    let der = chain.first()?;
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    Some((cert_info(&cert, der), chain.len()))
+    let leaf = CertInfo::from_der(chain.first()?).ok()?;
+    Some((leaf, chain.len()))
 }
 
 #[cfg(test)]
 pub mod tests {
     use super::*;
     use x509_parser::der_parser::ber::BerObjectContent;
+    use x509_parser::pem::Pem;
 
-    /// A self-signed certificate for `names` and its key as PKCS#8 PEM.
+    /// A self-signed certificate for `names` (the first is also the CN) and its key as PKCS#8 PEM.
     pub fn pair(alg: &'static rcgen::SignatureAlgorithm, names: &[&str]) -> (String, String) {
         let key = if alg == &rcgen::PKCS_RSA_SHA256 {
-            rcgen::KeyPair::generate_rsa_for(alg, rcgen::RsaKeySize::_2048).unwrap()
+            x509::new_rsa_key(2048).unwrap()
         } else {
             rcgen::KeyPair::generate_for(alg).unwrap()
         };
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = rcgen::CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names[0].clone());
-        let cert = params.self_signed(&key).unwrap();
-        (cert.pem(), key.serialize_pem())
+        let cert = x509::make_self_signed(&key, &names[0], &names, 30).unwrap();
+        (cert, key.serialize_pem())
     }
 
     /// The PKCS#1 (RSA) or SEC1 (EC) form of a PKCS#8 key: the inner privateKey OCTET STRING.
@@ -379,19 +278,23 @@ pub mod tests {
     #[test]
     fn fingerprints_are_lowercase_colon_hex_of_the_leaf_der() {
         assert_eq!(
-            fingerprint_sha256(b"abc"),
+            authentik_fingerprint(&x509::fingerprint_sha256(b"abc")),
             "ba:78:16:bf:8f:01:cf:ea:41:41:40:de:5d:ae:22:23:b0:03:61:a3:96:17:7a:9c:b4:10:ff:61:f2:00:15:ad"
         );
-        assert!(same_fingerprint("BA:78:16:BF", "ba7816bf"));
-        assert!(!same_fingerprint("", ""));
-        assert!(!same_fingerprint("aa:bb", "aa:bc"));
         let (cert, key) = pair(&rcgen::PKCS_ECDSA_P256_SHA256, &["auth.example.test"]);
         let given = GivenPair::parse(&cert, &key, false, "web").unwrap();
         assert_eq!(
-            given.leaf.fingerprint_sha256,
-            fingerprint_sha256(&der_of(&cert))
+            given.fingerprint_sha256(),
+            authentik_fingerprint(&x509::fingerprint_sha256(&der_of(&cert)))
         );
-        assert_eq!(given.leaf.fingerprint_sha256.len(), 32 * 3 - 1);
+        assert_eq!(given.fingerprint_sha256().len(), 32 * 3 - 1);
+        assert!(!given
+            .fingerprint_sha256()
+            .contains(|c: char| c.is_ascii_uppercase()));
+        assert_eq!(
+            given.view("web")["fingerprint_sha256"],
+            json!(given.fingerprint_sha256())
+        );
     }
 
     #[test]
@@ -400,7 +303,7 @@ pub mod tests {
         let given = GivenPair::parse(&cert, &key, true, "web").unwrap();
         assert_eq!(given.leaf.key_type, "rsa");
         assert_eq!(
-            given.leaf.sans,
+            given.leaf.alt_names,
             vec!["DNS:auth.example.test", "IP:10.0.0.5"]
         );
         assert!(given.leaf.subject.contains("CN=auth.example.test"));
@@ -456,8 +359,8 @@ pub mod tests {
         let given = GivenPair::parse(&chain, &leaf_key, false, "web").unwrap();
         assert_eq!(given.chain_length, 2);
         assert_eq!(
-            given.leaf.fingerprint_sha256,
-            fingerprint_sha256(&der_of(&leaf))
+            given.fingerprint_sha256(),
+            authentik_fingerprint(&x509::fingerprint_sha256(&der_of(&leaf)))
         );
         let reversed = format!("{ca}{leaf}");
         let (msg, _) = failure(GivenPair::parse(&reversed, &leaf_key, false, "web"));
