@@ -314,7 +314,10 @@ fn looped_set_fact_accumulates_and_connection_keyword_applies() {
         .expect("controller hostname")
         .trim()
         .to_string();
-    let target = fleet.exec_ok(0, "cat /proc/sys/kernel/hostname").trim().to_string();
+    let target = fleet
+        .exec_ok(0, "cat /proc/sys/kernel/hostname")
+        .trim()
+        .to_string();
     assert_ne!(controller, target);
     assert_eq!(
         fleet.exec_ok(0, "cat /tmp/where"),

@@ -160,7 +160,12 @@ impl Pool {
         target: Target,
     ) -> Result<Arc<dyn Transport>, TransportError> {
         let session = self.open(key, target, true).await?;
-        match self.lock_failures.lock().ok().and_then(|f| f.get(key).cloned()) {
+        match self
+            .lock_failures
+            .lock()
+            .ok()
+            .and_then(|f| f.get(key).cloned())
+        {
             Some(failure) => Err(failure),
             None => Ok(session),
         }

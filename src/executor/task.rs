@@ -1400,13 +1400,12 @@ impl Runner {
             }
         }
         // Connecting is slow and order-free: all at once. Locking is ordered: one by one.
-        let sessions = futures::future::join_all(targets.into_iter().map(
-            |(host, key, target)| async move {
+        let sessions =
+            futures::future::join_all(targets.into_iter().map(|(host, key, target)| async move {
                 let session = self.pool.connect_only(&key, target).await;
                 (host, key, session)
-            },
-        ))
-        .await;
+            }))
+            .await;
         for (host, key, session) in sessions {
             if let Ok(session) = session {
                 self.pool.lock(&key, &host, &session).await;
