@@ -74,6 +74,32 @@ fn flagship(version: &str, name: &str) {
     );
     assert_eq!(provider["client_type"], "confidential");
     assert!(provider["encryption_key"].is_null(), "{provider:#}");
+    let find = |list: &str, key: &str, value: &Value| -> Value {
+        state[list]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| &i[key] == value))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {list} with {key}={value}"))
+    };
+    let signing = find("certificatekeypairs", "pk", &provider["signing_key"]);
+    assert_eq!(
+        signing["name"], "auth.example.test OIDC (RSA)",
+        "{signing:#}"
+    );
+    assert_eq!(signing["cert_key_type"], "rsa", "{signing:#}");
+    let mut scopes: Vec<String> = provider["property_mappings"]
+        .as_array()
+        .expect("property_mappings")
+        .iter()
+        .map(|pk| {
+            find("scope_mappings", "pk", pk)["scope_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    scopes.sort();
+    assert_eq!(scopes, ["email", "openid", "profile"]);
     let client_secret = provider["client_secret"]
         .as_str()
         .expect("client secret")
