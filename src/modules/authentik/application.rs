@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 
 use super::api::Client;
 use super::provider::{issuer_url, PROVIDERS};
-use super::{authentik_spec, base_result, json_diff, scalar_text, Pending};
+use super::{
+    authentik_spec, base_result, changed_fields, field_changes, json_diff, scalar_text, Pending,
+};
 use crate::modules::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv, SECRETS_KEY};
 
 pub struct AuthentikApplication;
@@ -106,20 +108,6 @@ pub fn desired_body(wanted: &Wanted, provider: Option<&ProviderRef>) -> Map<Stri
     }
     body.extend(wanted.fields.clone());
     body
-}
-
-/// The fields whose current value differs.
-pub fn changed_fields(desired: &Map<String, Value>, current: &Value) -> Vec<String> {
-    let norm = |v: Option<&Value>| match v {
-        Some(Value::Number(n)) => Value::String(n.to_string()),
-        Some(Value::Null) | None => Value::Null,
-        Some(other) => other.clone(),
-    };
-    desired
-        .iter()
-        .filter(|(f, want)| norm(Some(want)) != norm(current.get(f.as_str())))
-        .map(|(f, _)| f.clone())
-        .collect()
 }
 
 fn view(fields: &Map<String, Value>, provider_names: &[(String, String)]) -> Value {
@@ -280,19 +268,7 @@ impl Module for AuthentikApplication {
         if changed.is_empty() {
             return Ok(Plan::unchanged(result));
         }
-        let before: Map<String, Value> = changed
-            .iter()
-            .map(|f| {
-                (
-                    f.clone(),
-                    current.get(f.as_str()).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        let after: Map<String, Value> = changed
-            .iter()
-            .filter_map(|f| desired.get(f).map(|v| (f.clone(), v.clone())))
-            .collect();
+        let (before, after) = field_changes(&changed, &current, &desired);
         result.insert("changed_fields".into(), json!(changed));
         Ok(Plan {
             changed: true,

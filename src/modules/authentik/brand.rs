@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::api::Client;
 use super::certificate::{strip_port, KEY_PAIRS};
-use super::{authentik_spec, base_result, json_diff, scalar_text, Pending};
+use super::{
+    authentik_spec, base_result, changed_fields, field_changes, json_diff, scalar_text, Pending,
+};
 use crate::modules::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv, SECRETS_KEY};
 
 pub struct AuthentikBrand;
@@ -230,15 +232,6 @@ pub fn desired(wanted: &Wanted, pair: Option<&PairRef>) -> Map<String, Value> {
     body
 }
 
-/// The fields whose current value differs.
-pub fn changed_fields(desired: &Map<String, Value>, current: &Value) -> Vec<String> {
-    desired
-        .iter()
-        .filter(|(f, want)| current.get(f.as_str()).unwrap_or(&Value::Null) != *want)
-        .map(|(f, _)| f.clone())
-        .collect()
-}
-
 /// Fields as the diff shows them: the web certificate by name.
 fn view(fields: &Map<String, Value>, names: &[(String, String)]) -> Value {
     let mut shown = fields.clone();
@@ -414,19 +407,7 @@ impl Module for AuthentikBrand {
             }
             return Ok(Plan::unchanged(result));
         }
-        let before: Map<String, Value> = changed
-            .iter()
-            .map(|f| {
-                (
-                    f.clone(),
-                    brand.get(f.as_str()).cloned().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        let after: Map<String, Value> = changed
-            .iter()
-            .filter_map(|f| desired.get(f).map(|v| (f.clone(), v.clone())))
-            .collect();
+        let (before, after) = field_changes(&changed, &brand, &desired);
         // The result as it will be (check mode shows the prediction).
         for (field, value) in &after {
             result.insert(field.clone(), value.clone());

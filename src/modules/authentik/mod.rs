@@ -149,6 +149,44 @@ pub fn unreachable_in_check() -> crate::modules::Plan {
     }
 }
 
+/// The fields of `desired` whose value in `current` differs (ids compared as text: the API
+/// answers numbers where a PATCH may send strings).
+pub fn changed_fields(desired: &Map<String, Value>, current: &Value) -> Vec<String> {
+    let norm = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) => Value::String(n.to_string()),
+        Some(Value::Null) | None => Value::Null,
+        Some(other) => other.clone(),
+    };
+    desired
+        .iter()
+        .filter(|(f, want)| norm(Some(want)) != norm(current.get(f.as_str())))
+        .map(|(f, _)| f.clone())
+        .collect()
+}
+
+/// The `changed` fields as they are in `current` and as they will be (`desired`), for a diff and
+/// a PATCH body.
+pub fn field_changes(
+    changed: &[String],
+    current: &Value,
+    desired: &Map<String, Value>,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let before = changed
+        .iter()
+        .map(|f| {
+            (
+                f.clone(),
+                current.get(f.as_str()).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let after = changed
+        .iter()
+        .filter_map(|f| desired.get(f).map(|v| (f.clone(), v.clone())))
+        .collect();
+    (before, after)
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
