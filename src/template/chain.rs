@@ -118,11 +118,7 @@ pub struct ChainProxy {
 
 impl Object for ChainProxy {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        if self.inner.kind() == ValueKind::Seq {
-            ObjectRepr::Seq
-        } else {
-            ObjectRepr::Map
-        }
+        super::proxy::repr(&self.inner)
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -144,13 +140,7 @@ impl Object for ChainProxy {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        if self.inner.kind() == ValueKind::Seq {
-            return Enumerator::Seq(self.inner.len().unwrap_or(0));
-        }
-        match self.inner.try_iter() {
-            Ok(keys) => Enumerator::Values(keys.collect()),
-            Err(_) => Enumerator::Empty,
-        }
+        super::proxy::enumerate(&self.inner)
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
@@ -162,7 +152,7 @@ impl Object for ChainProxy {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&super::convert::python_str(&self.inner))
+        super::proxy::render(&self.inner, f)
     }
 }
 

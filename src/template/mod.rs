@@ -12,6 +12,7 @@ mod filters;
 mod jinja_tests;
 mod lazy;
 mod lookups;
+mod proxy;
 mod serialize;
 mod unknown;
 
