@@ -236,3 +236,52 @@ fn check_mode_still_fails_genuine_undefined_variables() {
         assert!(!check.stdout.contains("check mode: depends"), "{check}");
     }
 }
+
+/// A register name reused by a task that check mode does run makes the value known again, for
+/// that host only: its dependents run instead of being skipped.
+#[test]
+fn a_reused_register_is_known_again_once_a_task_runs() {
+    let fleet = Fleet::start("check-reuse", 2);
+    fleet.write(
+        "site.yml",
+        r#"
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - name: cannot run in check mode
+      command: "true"
+      register: out
+- hosts: h1
+  gather_facts: no
+  tasks:
+    - name: runs in check mode too
+      command: echo known
+      check_mode: false
+      register: out
+- hosts: targets
+  gather_facts: no
+  tasks:
+    - name: uses out
+      copy:
+        content: "{{ out.stdout }}\n"
+        dest: /tmp/out
+"#,
+    );
+    let run = fleet.orch(&["run", "-i", "inventory.ini", "site.yml", "--check"]);
+    run.assert_code(0);
+    let lines = result_lines(&run.stdout, "uses out");
+    assert_eq!(
+        lines,
+        vec![
+            "skipping: [h2] => (check mode: depends on results only a real run gives: out)"
+                .to_string(),
+            "changed: [h1]".to_string(),
+        ],
+        "{run}"
+    );
+    assert_ne!(
+        fleet.exec(0, "test -e /tmp/out").code,
+        0,
+        "check mode wrote"
+    );
+}

@@ -509,17 +509,27 @@ impl Runner {
                 s.host_vars
                     .insert(reg.clone(), Value::Object(result.clone()));
             }
-            if unknown && self.opts.check {
-                // What the task registers or sets is only known after a real run.
+            if self.opts.check {
+                // What the task registers or sets is only known after a real run when check mode
+                // could not run it; a task that ran makes those names known again.
                 let unknowns = &self.sources.unknowns;
-                if let Some(reg) = &task.register {
-                    unknowns.add(reg);
-                }
+                let mut names: Vec<&str> = task.register.iter().map(String::as_str).collect();
                 if task.module == "set_fact" {
-                    task.args
-                        .keys()
-                        .filter(|k| *k != "cacheable")
-                        .for_each(|k| unknowns.add(k));
+                    names.extend(
+                        task.args
+                            .keys()
+                            .map(String::as_str)
+                            .filter(|k| *k != "cacheable"),
+                    );
+                }
+                for name in names {
+                    if unknown {
+                        unknowns.add(host, name);
+                    } else if status != HostStatus::Skipped
+                        || task.register.as_deref() == Some(name)
+                    {
+                        unknowns.forget(host, name);
+                    }
                 }
             }
             if status == HostStatus::Changed {

@@ -82,7 +82,10 @@ impl LazyVars {
     }
 
     fn is_unknown(&self, name: &str) -> bool {
-        self.unknowns.as_ref().is_some_and(|u| u.contains(name))
+        self.unknowns.as_ref().is_some_and(|u| {
+            let host = self.vars.get("inventory_hostname").and_then(Json::as_str);
+            u.contains(host, name)
+        })
     }
 
     fn memoized(&self, name: &str) -> Option<Value> {

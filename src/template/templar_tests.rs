@@ -950,7 +950,7 @@ fn python_literals_and_free_is_template() {
 fn tracking(vars: Json, other_host: Json, unknown: &[&str]) -> (Arc<Templar>, Value) {
     let t = Arc::new(templar());
     let unknowns = Arc::new(Unknowns::default());
-    unknown.iter().for_each(|n| unknowns.add(n));
+    unknown.iter().for_each(|n| unknowns.add("h1", n));
     let as_map = |v: Json| match v {
         Json::Object(map) => Arc::new(map),
         _ => Arc::new(serde_json::Map::new()),

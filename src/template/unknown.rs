@@ -2,8 +2,8 @@
 //!
 //! In check mode some tasks cannot run (a `command` without `creates`, an API that is not up yet), so
 //! what they register is a bare `{skipped: true, …}`, and a `set_fact` that could not be evaluated sets
-//! nothing. The executor lists those names in [`Unknowns`], one set for the whole run (facts reach
-//! other hosts through `hostvars`). Contexts made with it note, during a render, every lookup that
+//! nothing. The executor lists those names per host in [`Unknowns`], one map for the whole run (facts
+//! reach other hosts through `hostvars`). Contexts made with it note, during a render, every lookup that
 //! came up empty *because* of such a name: the name itself missing, or a key missing anywhere inside
 //! its registered value. A render that then fails on an undefined value carries those names in
 //! [`TemplateError::unknown`](super::TemplateError), and the executor reports the task skipped
@@ -12,38 +12,57 @@
 //! condition decided by them is not known either.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 
-/// The run's names whose values only a real run gives. Names are never removed: a name stays
-/// unknown for every host once one host's value of it is.
+/// The run's values that only a real run gives, by variable name: the hosts whose value of that name
+/// is unknown. A later known value (a `register` or `set_fact` that ran) makes it known again for
+/// that host.
 #[derive(Debug, Default)]
 pub struct Unknowns {
-    names: RwLock<BTreeSet<String>>,
+    names: RwLock<BTreeMap<String, BTreeSet<String>>>,
     /// Every variable lookup asks; most runs never add a name, and then no lock is taken.
     any: AtomicBool,
 }
 
 impl Unknowns {
-    pub fn add(&self, name: &str) {
+    pub fn add(&self, host: &str, name: &str) {
         self.names
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string());
+            .entry(name.to_string())
+            .or_default()
+            .insert(host.to_string());
         self.any.store(true, Ordering::Release);
     }
 
-    pub fn contains(&self, name: &str) -> bool {
+    /// `host`'s value of `name` is known again.
+    pub fn forget(&self, host: &str, name: &str) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(hosts) = names.get_mut(name) {
+            hosts.remove(host);
+            if hosts.is_empty() {
+                names.remove(name);
+            }
+        }
+    }
+
+    /// Whether `host`'s value of `name` is unknown (any host's, when the host is not known).
+    pub fn contains(&self, host: Option<&str>, name: &str) -> bool {
         self.any.load(Ordering::Acquire)
             && self
                 .names
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains(name)
+                .get(name)
+                .is_some_and(|hosts| host.map_or(!hosts.is_empty(), |h| hosts.contains(h)))
     }
 }
 
@@ -155,6 +174,19 @@ impl Object for UnknownValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_per_host_until_a_known_value_replaces_it() {
+        let u = Unknowns::default();
+        assert!(!u.contains(None, "out"));
+        u.add("h1", "out");
+        assert!(u.contains(Some("h1"), "out") && u.contains(None, "out"));
+        assert!(!u.contains(Some("h2"), "out"));
+        u.forget("h2", "out");
+        assert!(u.contains(Some("h1"), "out"));
+        u.forget("h1", "out");
+        assert!(!u.contains(Some("h1"), "out") && !u.contains(None, "out"));
+    }
 
     #[test]
     fn misses_are_noted_once_in_first_seen_order_at_any_depth() {
