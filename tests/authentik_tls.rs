@@ -380,7 +380,7 @@ fn the_brand_waits_until_authentik_serves_the_new_certificate() {
     start_fake(&fleet, "2026.5.6", &token, "--tls-reload-interval 15");
     let (fingerprint, _) = make_pair(&fleet, false);
     let old = served_fingerprint(&fleet);
-    let site = |timeout: u32| {
+    let site = |timeout: u32, port: u16| {
         format!(
             r#"
 - hosts: targets
@@ -402,6 +402,7 @@ fn the_brand_waits_until_authentik_serves_the_new_certificate() {
       authentik_brand:
         web_certificate: authentik-web
         serve_timeout: {timeout}
+        https_port: {port}
         env_file_path: /opt/authentik/.env
         authentik_host: {HOST}
 "#
@@ -409,7 +410,7 @@ fn the_brand_waits_until_authentik_serves_the_new_certificate() {
     };
     let inv = fleet.inventory();
     let inv = inv.to_str().unwrap();
-    fleet.write("site.yml", &site(2));
+    fleet.write("site.yml", &site(2, 9443));
     let impatient = fleet.orch(&["run", "site.yml", "-i", inv]);
     impatient.assert_code(2);
     impatient.assert_stdout_contains("does not serve key pair 'authentik-web'");
@@ -421,7 +422,13 @@ fn the_brand_waits_until_authentik_serves_the_new_certificate() {
     );
 
     // The rerun finds the brand set and waits (nothing to change) until the reload.
-    fleet.write("site.yml", &site(60));
+    // A port where nothing answers TLS is not waited on for long: the hint names the setting.
+    fleet.write("site.yml", &site(300, 9444));
+    let wrong_port = fleet.orch(&["run", "site.yml", "-i", inv]);
+    wrong_port.assert_code(2);
+    wrong_port.assert_stdout_contains("Is https_port Authentik's HTTPS port on its host");
+
+    fleet.write("site.yml", &site(60, 9443));
     let patient = fleet.orch(&["run", "site.yml", "-i", inv]);
     patient.assert_code(0);
     assert_eq!(patient.recap("h1").changed, 0, "{patient}");

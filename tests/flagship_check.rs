@@ -38,11 +38,12 @@ fn reason(names: &str) -> String {
 fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
     let lab = FlagshipLab::start(
         "flagcheck",
-        &AuthentikOptions::new("2026.5.6").https(9443),
+        &AuthentikOptions::new("2026.5.6").https(8443),
         &PveLayout::new().cluster("lab", 2).standalone(),
     );
     lab.resolve_authentik_on_pve();
-    lab.write_vars("authentik_tls: internal_ca\n");
+    // Not Authentik's default HTTPS port: the issuer, the brand's wait and the preflight follow it.
+    lab.write_vars("authentik_tls: internal_ca\nauthentik_https_port: 8443\n");
     let (auth, pve) = (&lab.auth, &lab.pve);
     let nodes: Vec<String> = (0..pve.hosts().len()).map(FlagshipLab::pve_name).collect();
 
@@ -156,6 +157,11 @@ fn check_mode_on_a_fresh_fleet_predicts_and_changes_nothing() {
         );
     }
     for h in 0..pve.hosts().len() {
-        assert!(pve.domains_cfg(h).contains("openid: authentik\n"));
+        let cfg = pve.domains_cfg(h);
+        assert!(cfg.contains("openid: authentik\n"), "{cfg}");
+        assert!(
+            cfg.contains("\tissuer-url https://auth.example.test:8443/application/o/proxmox/\n"),
+            "{cfg}"
+        );
     }
 }

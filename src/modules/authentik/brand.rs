@@ -31,6 +31,8 @@ static SPEC: ArgSpec = authentik_spec!(
 const DEFAULT_HTTPS_PORT: i64 = 9443;
 /// Authentik's server reloads brand certificates periodically (every few minutes), not on PATCH.
 const DEFAULT_SERVE_TIMEOUT: i64 = 300;
+/// How long an HTTPS port that does not answer is retried (a server that is just starting).
+const UNREACHABLE_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub const BRANDS: &str = "/api/v3/core/brands/";
 
@@ -319,17 +321,32 @@ impl ServeCheck {
     }
 
     async fn wait(&self, client: &Client, env: &dyn TaskEnv) -> Result<(), ModuleError> {
-        let deadline = std::time::Instant::now() + self.timeout;
+        let start = std::time::Instant::now();
+        let deadline = start + self.timeout;
+        // Only a certificate that is not the new one yet is worth the long wait; a port that does
+        // not answer TLS is a wrong https_port or a stopped server, not a reload delay.
+        let unreachable_deadline = start + self.timeout.min(UNREACHABLE_GRACE);
         loop {
-            let last = match client
+            let (last, reachable) = match client
                 .served_certificate(env, self.port, &self.server_name)
                 .await
             {
                 Ok(seen) if seen.eq_ignore_ascii_case(&self.fingerprint) => return Ok(()),
-                Ok(seen) => format!("it serves the certificate with sha256 {seen}"),
-                Err(ModuleError::Failed { msg, .. }) => msg,
+                Ok(seen) => (
+                    format!("it serves the certificate with sha256 {seen}"),
+                    true,
+                ),
+                Err(ModuleError::Failed { msg, .. }) => (msg, false),
                 Err(lost) => return Err(lost),
             };
+            if !reachable && std::time::Instant::now() >= unreachable_deadline {
+                return Err(ModuleError::msg(format!(
+                    "cannot check which certificate Authentik serves for {} on port {}: {last}. \
+                     Is https_port Authentik's HTTPS port on its host (COMPOSE_PORT_HTTPS, the \
+                     playbook's authentik_https_port), and is the server container up?",
+                    self.server_name, self.port
+                )));
+            }
             if std::time::Instant::now() >= deadline {
                 return Err(ModuleError::msg(format!(
                     "Authentik does not serve key pair '{}' (sha256 {}) for {} on port {} after {} s: {last}. \
