@@ -148,7 +148,7 @@ pub struct Pool {
     slots: Mutex<HashMap<String, Slot>>,
     /// Hosts whose run lock this run holds (a second session to a host must not wait for it).
     locked: Mutex<std::collections::HashSet<String>>,
-    /// Sessions opened unlocked whose lock could not be taken, by pool key.
+    /// Hosts whose run lock could not be taken over a session opened unlocked.
     lock_failures: Mutex<HashMap<String, TransportError>>,
 }
 
@@ -159,13 +159,19 @@ impl Pool {
         key: &str,
         target: Target,
     ) -> Result<Arc<dyn Transport>, TransportError> {
+        let alias = match &target {
+            Target::Ssh(opts) => Some(opts.alias.clone()),
+            Target::Local => None,
+        };
         let session = self.open(key, target, true).await?;
-        match self
-            .lock_failures
-            .lock()
-            .ok()
-            .and_then(|f| f.get(key).cloned())
-        {
+        // By host, not by session: another session to a host whose lock failed must not run.
+        let failure = alias.and_then(|alias| {
+            self.lock_failures
+                .lock()
+                .ok()
+                .and_then(|f| f.get(&alias).cloned())
+        });
+        match failure {
             Some(failure) => Err(failure),
             None => Ok(session),
         }
@@ -183,7 +189,7 @@ impl Pool {
 
     /// Takes the run lock over an open session (once per host); a failure is what every later
     /// use of the session reports.
-    pub async fn lock(&self, key: &str, alias: &str, session: &Arc<dyn Transport>) {
+    pub async fn lock(&self, alias: &str, session: &Arc<dyn Transport>) {
         let Some(timeout) = super::runlock::lock_timeout() else {
             return;
         };
@@ -197,7 +203,7 @@ impl Pool {
         }
         if let Err(failure) = super::runlock::acquire(session, alias, timeout).await {
             if let Ok(mut failures) = self.lock_failures.lock() {
-                failures.insert(key.to_string(), failure);
+                failures.insert(alias.to_string(), failure);
             }
         }
     }

@@ -19,10 +19,10 @@ const LOCKED_RC: i32 = 75;
 const HOLDER_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
 /// How long to wait for another orch's lock: `ORCH_LOCK_TIMEOUT` seconds. The lock is off unless
-/// it is set (> 0). When on, the runner connects to and locks every host of the run in sorted host
-/// order before the first task (`Runner::prelock`), so two runs over the same hosts always lock in
-/// the same order and cannot deadlock; that ordering makes connection setup sequential, which is
-/// why the lock is opt-in.
+/// it is set (> 0). When on, the runner connects to every host of the run (in parallel, up to
+/// `forks`) and then locks them one by one in sorted host order before the first task
+/// (`Runner::prelock`), so two runs over the same hosts always lock in the same order and cannot
+/// deadlock. Locking hosts one after another costs a round trip each, which is why it is opt-in.
 pub fn lock_timeout() -> Option<Duration> {
     let secs = std::env::var("ORCH_LOCK_TIMEOUT")
         .ok()

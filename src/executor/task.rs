@@ -1409,16 +1409,21 @@ impl Runner {
                 targets.push((host, key, target));
             }
         }
-        // Connecting is slow and order-free: all at once. Locking is ordered: one by one.
-        let sessions =
-            futures::future::join_all(targets.into_iter().map(|(host, key, target)| async move {
+        // Connecting is slow and order-free: `forks` at a time (a bastion's MaxStartups drops
+        // handshakes beyond its limit). Locking is ordered: one by one, sorted.
+        use futures::StreamExt;
+        let mut sessions: Vec<_> =
+            futures::stream::iter(targets.into_iter().map(|(host, key, target)| async move {
                 let session = self.pool.connect_only(&key, target).await;
-                (host, key, session)
+                (host, session)
             }))
+            .buffer_unordered(self.opts.forks.max(1))
+            .collect()
             .await;
-        for (host, key, session) in sessions {
+        sessions.sort_by(|a, b| a.0.cmp(&b.0));
+        for (host, session) in sessions {
             if let Ok(session) = session {
-                self.pool.lock(&key, &host, &session).await;
+                self.pool.lock(&host, &session).await;
             }
         }
     }
