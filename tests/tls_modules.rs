@@ -169,4 +169,27 @@ fn a_made_ca_is_trusted_by_every_host_and_kept_across_runs() {
         verbose.stdout.contains("BEGIN CERTIFICATE"),
         "certificates are not secret and show at -vvv\n{verbose}"
     );
+
+    // Untrusted again with state: absent: file, bundle entry and lookup links all gone.
+    fleet.write(
+        "site.yml",
+        "- hosts: h2,h3\n  gather_facts: no\n  tasks:\n    - ca_trust: {name: orch-test-ca, state: absent}\n",
+    );
+    let removed = run(&fleet, &[]);
+    removed.assert_code(0);
+    assert_eq!(removed.recap("h2").changed, 1, "{removed}");
+    for h in [1, 2] {
+        assert_eq!(curl(&fleet, h), 60, "h{} no longer trusts the CA", h + 1);
+        assert_ne!(
+            fleet
+                .exec(
+                    h,
+                    "test -e /usr/local/share/ca-certificates/orch-test-ca.crt"
+                )
+                .code,
+            0
+        );
+    }
+    let again = run(&fleet, &[]);
+    assert_eq!(again.recap("h2").changed, 0, "{again}");
 }

@@ -53,6 +53,9 @@ struct Work {
     /// New file content, or None to remove it.
     content: Option<String>,
     write_file: bool,
+    /// The file is replaced by another certificate: update-ca-certificates rehashes the
+    /// `/etc/ssl/certs` lookup links only when links are added or removed, so rebuild them.
+    replaces: bool,
 }
 
 fn describe(info: &CertInfo) -> String {
@@ -97,7 +100,9 @@ impl Module for CaTrust {
                         info.subject
                     )));
                 }
-                let mut text = content.trim().to_string();
+                // update-ca-certificates copies the file into the bundle as it is: LF line ends,
+                // so that the bundle check below matches.
+                let mut text = content.replace("\r\n", "\n").trim().to_string();
                 text.push('\n');
                 Some((text, info))
             }
@@ -182,6 +187,7 @@ impl Module for CaTrust {
                 path,
                 content: wanted.map(|(text, _)| text),
                 write_file,
+                replaces: write_file && stat.exists,
             })),
         })
     }
@@ -226,9 +232,10 @@ impl Module for CaTrust {
             )),
             _ => {}
         }
-        script.push_str(
-            "out=$(update-ca-certificates 2>&1) || orch_fail \"update-ca-certificates failed: $out\"\n",
-        );
+        let fresh = if work.replaces { " --fresh" } else { "" };
+        script.push_str(&format!(
+            "out=$(update-ca-certificates{fresh} 2>&1) || orch_fail \"update-ca-certificates failed: $out\"\n"
+        ));
         let (_, out) = fc::run_script(env, &script, stdin).await?;
         if out.rc != 0 {
             return Err(fc::script_failed("updating the trust store", &out));

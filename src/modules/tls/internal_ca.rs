@@ -119,11 +119,11 @@ impl Wanted {
         if common_name.is_empty() {
             return Err(ModuleError::msg("common_name must not be empty"));
         }
-        let mut names = args
-            .list("subject_alt_names")?
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| vec![common_name.clone()]);
-        names.dedup();
+        let names = canonical_names(
+            args.list("subject_alt_names")?
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| vec![common_name.clone()]),
+        );
         let ca_common_name = args
             .str("ca_common_name")?
             .filter(|s| !s.trim().is_empty())
@@ -299,6 +299,23 @@ fn check_ca(current: &Current, wanted: &Wanted) -> Result<Result<Kept, String>, 
     }))
 }
 
+/// Names as a certificate holds them: DNS names in lower case, addresses in their canonical text
+/// (`2001:db8::1`, not `2001:DB8:0::1`), each once, in the order given.
+fn canonical_names(given: Vec<String>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in given {
+        let name = name.trim();
+        let name = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => name.to_ascii_lowercase(),
+        };
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 fn same_names(info: &CertInfo, wanted: &Wanted) -> bool {
     let names = info.host_names();
     let have: BTreeSet<&str> = names.iter().map(String::as_str).collect();
@@ -448,7 +465,8 @@ fn result_of(
     r.insert("not_after".into(), json!(server.info.not_after_text()));
     r.insert("generated".into(), json!(generated));
     r.insert("renewed_because".into(), json!(renewed));
-    // The CA key never leaves the target; the server key is handed on (to import it) but masked.
+    // Both keys are masked wherever they could show; only the server key is a result (to import
+    // it). The CA key is read back on every run (to sign renewals) but returned nowhere.
     r.insert(
         SECRETS_KEY.into(),
         json!([server.pair.private_key, ca.pair.private_key]),
@@ -620,6 +638,8 @@ impl Module for InternalCa {
                 quote(&work.checksum)
             ));
         }
+        // Temp files of a run whose connection died mid-write (its EXIT trap never ran).
+        s.push_str("rm -f -- \"$d\"/.orch_tmp.* 2>/dev/null\n");
         if work.fix_dir_mode {
             s.push_str(&format!(
                 "chmod {DIR_MODE:o} -- \"$d\" || orch_fail \"cannot chmod $d\"\n"
@@ -720,6 +740,32 @@ mod tests {
             .map(|f| read(&env, f))
             .collect();
         assert_eq!(before, after, "a mode fix rewrites nothing");
+    }
+
+    #[test]
+    fn names_are_compared_as_a_certificate_holds_them() {
+        assert_eq!(
+            canonical_names(vec![
+                "Auth.Example.test".into(),
+                "2001:DB8:0::1".into(),
+                "auth.example.test".into(),
+                " 192.0.2.10 ".into(),
+                "2001:db8::1".into(),
+            ]),
+            vec!["auth.example.test", "2001:db8::1", "192.0.2.10"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_written_differently_does_not_reissue() {
+        let env = LocalEnv::new();
+        let a = ca_args(
+            &env,
+            json!({"subject_alt_names": ["auth.example.test", "2001:DB8::1"]}),
+        );
+        assert!(run_module(&InternalCa, &env, &a).await.unwrap().changed);
+        let again = run_module(&InternalCa, &env, &a).await.unwrap();
+        assert!(!again.changed, "{:?}", again.result["renewed_because"]);
     }
 
     #[tokio::test]
