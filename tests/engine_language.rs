@@ -282,7 +282,7 @@ fn free_strategy_lets_hosts_run_ahead() {
 /// the `connection: local` keyword runs a task on the controller unless a variable says otherwise.
 #[test]
 fn looped_set_fact_accumulates_and_connection_keyword_applies() {
-    let fleet = Fleet::start("lang-loopfact", 1);
+    let fleet = Fleet::start("lang-loopfact", 2);
     fleet.write(
         "site.yml",
         r#"
@@ -295,6 +295,13 @@ fn looped_set_fact_accumulates_and_connection_keyword_applies() {
     - copy:
         content: "{{ acc | join(',') }}\n"
         dest: /tmp/acc
+    - set_fact:
+        shared: "{{ (shared | default([])) + [item ~ '@' ~ inventory_hostname] }}"
+      loop: [x, y]
+      run_once: true
+    - copy:
+        content: "{{ shared | join(',') }}\n"
+        dest: /tmp/shared
     - name: on the controller
       command: cat /proc/sys/kernel/hostname
       connection: local
@@ -310,6 +317,10 @@ fn looped_set_fact_accumulates_and_connection_keyword_applies() {
     let run = fleet.orch(&["run", "-i", "inventory.ini", "site.yml"]);
     run.assert_code(0);
     assert_eq!(fleet.exec_ok(0, "cat /tmp/acc"), "a,b,c\n");
+    // run_once: the first host's looped facts are every host's.
+    for h in 0..2 {
+        assert_eq!(fleet.exec_ok(h, "cat /tmp/shared"), "x@h1,y@h1\n");
+    }
     let controller = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .expect("controller hostname")
         .trim()

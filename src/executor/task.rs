@@ -302,6 +302,19 @@ impl Runner {
                         .collect(),
                 ),
             );
+            // The items' facts, in order (already set item by item), so that run_once hands them
+            // to every host like a single set_fact's.
+            let mut facts = Map::new();
+            for (_, o) in &outcomes {
+                if let (Some(Value::Object(f)), HostStatus::Ok | HostStatus::Changed) =
+                    (o.result.get("ansible_facts"), o.status)
+                {
+                    facts.extend(f.clone());
+                }
+            }
+            if !facts.is_empty() && task.module != "setup" {
+                r.insert("ansible_facts".into(), Value::Object(facts));
+            }
             let status = if unreachable {
                 HostStatus::Unreachable
             } else if failed {

@@ -5,7 +5,8 @@
 //! Files in `path`: `ca.crt` (0644), `ca.key` (0600), `server.crt` (0644), `server.key` (0600); the
 //! directory is 0700. A rerun keeps them all; the server certificate alone is reissued (by the same
 //! CA, so clients keep trusting it) when its names change, when it no longer chains to the CA, or
-//! within `renew_before_days` of expiry. The CA is remade only when it is missing, does not match its
+//! within `renew_before_days` of expiry. A new `key_size`, `validity_days` or `ca_common_name`
+//! applies from the next (re)issue: it is not by itself a reason to replace working material. The CA is remade only when it is missing, does not match its
 //! key, or is itself about to expire. Files are written through temp files and renamed, keys first:
 //! a run that dies halfway leaves a key that does not match its certificate, which the next run
 //! detects and repairs.
