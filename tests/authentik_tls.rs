@@ -332,6 +332,17 @@ fn suite(version: &str, test_name: &str) {
         "check mode changed it"
     );
     assert_no_key(&dry, &keys, &token);
+    let views = |fleet: &Fleet| {
+        requests(fleet, "GET", "/api/v3/crypto/certificatekeypairs/")
+            .iter()
+            .filter(|p| p.contains("view_certificate"))
+            .count()
+    };
+    assert_eq!(
+        views(&fleet),
+        0,
+        "check mode must not read the certificate back (Authentik logs each read)"
+    );
 
     // Replaced in place (PATCH on the same pk); the brand still points to it.
     let patches_before = requests(&fleet, "PATCH", "/api/v3/crypto/certificatekeypairs/").len();
@@ -354,6 +365,11 @@ fn suite(version: &str, test_name: &str) {
         patches_before + 1
     );
     assert_eq!(served_fingerprint(&fleet), second_fp);
+    assert_eq!(
+        views(&fleet),
+        1,
+        "a real --diff replacement reads the old one once"
+    );
     assert_no_key(&replace, &keys, &token);
     let last = fleet.orch(&["run", "site.yml", "-i", inv, "-vvv"]);
     last.assert_code(0);

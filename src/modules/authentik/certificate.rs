@@ -290,7 +290,8 @@ fn given_data(args: &Args) -> Result<Given, ModuleError> {
 /// The before side of a replacement's diff: the certificate Authentik holds, read back
 /// (`view_certificate/`, public data) so that both sides show the same details, SANs included;
 /// Authentik's own summary fields otherwise. Authentik logs a `secret_view` event for every read,
-/// so it is read only when a diff was asked for and the pair is about to be replaced.
+/// so it is read only when a diff was asked for and the pair is about to be replaced, and never in
+/// check mode (scheduled drift checks would fill Authentik's event log).
 async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: &str) -> Value {
     let has_key = pair
         .get("private_key_available")
@@ -303,7 +304,7 @@ async fn current_view(client: &mut Client, env: &dyn TaskEnv, pair: &Value, pk: 
     };
     let name = pair.get("name").and_then(Value::as_str).unwrap_or_default();
     let path = format!("{KEY_PAIRS}{pk}/view_certificate/");
-    let read = if env.diff_mode() {
+    let read = if env.diff_mode() && !env.check_mode() {
         client.get_optional(env, &path).await
     } else {
         Ok(None)
