@@ -85,3 +85,34 @@ fn a_held_lock_times_out_naming_the_holder() {
     );
     assert!(fleet.exec(0, "test -e /tmp/trace").code != 0, "a step ran");
 }
+
+/// The prelock opens the sessions the plays' tasks use: a play with `connection: local` never
+/// logs in to its hosts, and the other play's host is logged in to once.
+#[test]
+fn the_prelock_follows_the_plays_connection_keywords() {
+    let fleet = Fleet::start("runlockconn", 2);
+    fleet.write(
+        "site.yml",
+        r#"
+- hosts: h1
+  gather_facts: no
+  connection: local
+  tasks:
+    - command: "true"
+- hosts: h2
+  gather_facts: no
+  tasks:
+    - command: "true"
+"#,
+    );
+    let inv = fleet.inventory();
+    let inv = inv.to_str().expect("path");
+    let before = (fleet.auth_count(0), fleet.auth_count(1));
+    fleet
+        .orch_cmd(&["run", "site.yml", "-i", inv])
+        .env("ORCH_LOCK_TIMEOUT", "10")
+        .run()
+        .assert_code(0);
+    assert_eq!(fleet.auth_count(0), before.0, "h1 runs on the controller");
+    assert_eq!(fleet.auth_count(1), before.1 + 1, "one login to h2");
+}

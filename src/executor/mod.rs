@@ -209,7 +209,23 @@ impl Runner {
             plan.push(self.play_hosts(play)?);
         }
         if runlock::lock_timeout().is_some() {
-            let all: Vec<String> = plan.iter().flatten().cloned().collect();
+            // Each play's hosts with the play's connection keywords, so that the locked sessions
+            // are the ones its tasks use.
+            let all: Vec<(String, Option<String>, Option<String>)> = self
+                .playbook
+                .plays
+                .iter()
+                .zip(&plan)
+                .flat_map(|(play, hosts)| {
+                    hosts.iter().map(|h| {
+                        (
+                            h.clone(),
+                            play.defaults.remote_user.clone(),
+                            play.defaults.connection.clone(),
+                        )
+                    })
+                })
+                .collect();
             self.prelock(&all).await;
         }
         for (play, hosts) in self.playbook.plays.iter().zip(plan) {

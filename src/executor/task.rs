@@ -1390,13 +1390,13 @@ impl Runner {
     /// host order before the first task, so that two runs over the same hosts always lock in the
     /// same order and cannot each hold a lock the other waits for. Failures stay in the pool and
     /// are reported by the host's first task.
-    pub(super) async fn prelock(&self, hosts: &[String]) {
+    pub(super) async fn prelock(&self, hosts: &[(String, Option<String>, Option<String>)]) {
         let mut sorted = hosts.to_vec();
         sorted.sort();
         sorted.dedup();
         let templar = &self.sources.templar;
         let mut targets = Vec::new();
-        for host in sorted {
+        for (host, remote_user, connection) in sorted {
             let mut vars = self.sources.inventory.vars_for_host(&host);
             vars.extend(self.sources.extra_vars.clone());
             let ctx = templar.lazy_vars(
@@ -1417,9 +1417,17 @@ impl Runner {
                 conn.insert((*key).into(), json!(value));
             }
             self.implicit_local(&host, &mut conn);
-            if let Ok(target) = target_for(&host, &conn, None, &self.opts.connect) {
-                let key = session_key(&host, &target);
-                targets.push((host, key, target));
+            if let Some(connection) = connection {
+                conn.entry("ansible_connection")
+                    .or_insert_with(|| json!(connection));
+            }
+            match target_for(&host, &conn, remote_user.as_deref(), &self.opts.connect) {
+                // The controller itself needs no lock.
+                Ok(Target::Local) | Err(_) => {}
+                Ok(target) => {
+                    let key = session_key(&host, &target);
+                    targets.push((host, key, target));
+                }
             }
         }
         // Connecting is slow and order-free: `forks` at a time (a bastion's MaxStartups drops
