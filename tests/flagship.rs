@@ -47,6 +47,26 @@ fn flagship(version: &str, name: &str) {
     let (auth, pve) = (&lab.auth, &lab.pve);
     let first = lab.run(&[]);
     first.assert_code(0);
+    // /etc/pve is shared: the realm is written by one node of each cluster, the CA on every node.
+    let made = changed_tasks(&first.stdout);
+    let realm: Vec<&String> = made
+        .iter()
+        .filter(|t| t.starts_with("OpenID realm (once per cluster) @ "))
+        .collect();
+    assert_eq!(
+        realm,
+        [
+            "OpenID realm (once per cluster) @ pve1.example.test",
+            "OpenID realm (once per cluster) @ pve3.example.test"
+        ],
+        "{first}"
+    );
+    for h in 1..=3 {
+        let trust = format!(
+            "Trust the internal CA of Authentik's HTTPS certificate (every node) @ pve{h}.example.test"
+        );
+        assert!(made.contains(&trust), "{trust}\n{first}");
+    }
 
     // Authentik, as the fake's state shows it.
     let state: Value = lab.authentik_state();
