@@ -1072,56 +1072,19 @@ mod tests {
         assert!(!run_module(&EnvFile, &env, &absent).await.unwrap().changed);
     }
 
-    /// Records every script sent to the target.
-    struct Spy(LocalEnv, std::sync::Mutex<Vec<String>>);
-
-    #[async_trait::async_trait]
-    impl TaskEnv for Spy {
-        async fn run(
-            &self,
-            script: &str,
-            stdin: Option<Vec<u8>>,
-        ) -> Result<crate::transport::ExecOutput, ModuleError> {
-            self.1.lock().unwrap().push(script.to_string());
-            self.0.run(script, stdin).await
-        }
-        async fn open_tunnel(
-            &self,
-            host: &str,
-            port: u16,
-        ) -> Result<Box<dyn crate::transport::Tunnel>, ModuleError> {
-            self.0.open_tunnel(host, port).await
-        }
-        fn render_template_file(&self, p: &std::path::Path) -> Result<String, String> {
-            self.0.render_template_file(p)
-        }
-        fn find_file(&self, s: &str, n: &str) -> Option<std::path::PathBuf> {
-            self.0.find_file(s, n)
-        }
-        fn eval_expr(&self, expr: &str) -> Result<Value, String> {
-            self.0.eval_expr(expr)
-        }
-        fn check_mode(&self) -> bool {
-            false
-        }
-        fn diff_mode(&self) -> bool {
-            false
-        }
-    }
-
     #[tokio::test]
     async fn generated_values_travel_on_stdin_only() {
-        let spy = Spy(LocalEnv::new(), Default::default());
-        let path = spy.0.path(".env");
+        let env = LocalEnv::new();
+        let path = env.path(".env");
         let a = args(
             "env_file",
             json!({"path": path, "generate": {"TOKEN": "alnum:30"}}),
         );
-        let plan = EnvFile.plan(&spy, &a).await.unwrap();
-        EnvFile.apply(&spy, &a, plan).await.unwrap();
+        let plan = EnvFile.plan(&env, &a).await.unwrap();
+        EnvFile.apply(&env, &a, plan).await.unwrap();
         let token = read_doc(&path).get("TOKEN").unwrap().to_string();
         assert_eq!(token.len(), 30);
-        let scripts = spy.1.lock().unwrap();
+        let scripts = env.scripts();
         assert_eq!(scripts.len(), 2, "one probe, one write");
         assert!(scripts.iter().all(|s| !s.contains(&token)));
     }

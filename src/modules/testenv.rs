@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
@@ -17,6 +18,8 @@ pub struct LocalEnv {
     /// Variables for the tiny `{{ name }}` template substitution.
     pub vars: Map<String, Value>,
     pub runs: AtomicUsize,
+    /// Every script run, in order (tests check that secrets travel on stdin, not in scripts).
+    pub scripts: Mutex<Vec<String>>,
 }
 
 impl LocalEnv {
@@ -27,6 +30,7 @@ impl LocalEnv {
             diff: false,
             vars: Map::new(),
             runs: AtomicUsize::new(0),
+            scripts: Mutex::new(Vec::new()),
         }
     }
 
@@ -37,12 +41,19 @@ impl LocalEnv {
     pub fn runs(&self) -> usize {
         self.runs.load(Ordering::SeqCst)
     }
+
+    pub fn scripts(&self) -> Vec<String> {
+        self.scripts.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 #[async_trait::async_trait]
 impl TaskEnv for LocalEnv {
     async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<ExecOutput, ModuleError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut scripts) = self.scripts.lock() {
+            scripts.push(script.to_string());
+        }
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(script)
