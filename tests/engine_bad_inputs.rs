@@ -39,6 +39,13 @@ const CASES: &[Case] = &[
         expect: &["site.yml:4:", "Unsupported parameters for (command) module: chdri", "did you mean 'chdir'?"],
     },
     Case {
+        name: "an argument Ansible has and orch does not implement",
+        files: &[("site.yml", "- hosts: all\n  tasks:\n    - copy:\n        content: x\n        dest: /tmp/x\n        attributes: +i\n")],
+        args: &[],
+        code: 4,
+        expect: &["site.yml:4:", "copy: argument 'attributes' is not supported by orch"],
+    },
+    Case {
         name: "mistyped task keyword",
         files: &[("site.yml", "- hosts: all\n  tasks:\n    - command: ls\n      whn: false\n")],
         args: &[],

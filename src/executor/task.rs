@@ -714,6 +714,10 @@ impl Runner {
         if task.common.no_log.unwrap_or(false) {
             self.redact_everything(&args);
         }
+        // Templated values are only known now; literal ones were refused when the playbook loaded.
+        if let Some(msg) = module.spec().refused(module.name(), &args) {
+            return outcome(fail_result(msg), HostStatus::Failed);
+        }
         let args = Args::new(module.name(), args);
 
         let env = match self.host_env(run, task, host, &vars, &ctx, delegate).await {

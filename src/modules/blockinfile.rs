@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::file_spec;
 use super::filecommon::WantedAttrs;
 use super::pyregex;
 use super::textedit::{self, BackupKey, EditOptions};
@@ -10,29 +11,21 @@ use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct BlockInFile;
 
-pub static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("path").aliases(&["dest", "destfile", "name"]),
-        Arg::opt("state").choices(&["present", "absent"]),
-        Arg::opt("marker"),
-        Arg::opt("block").aliases(&["content"]),
-        Arg::opt("insertafter"),
-        Arg::opt("insertbefore"),
-        Arg::opt("create"),
-        Arg::opt("backup"),
-        Arg::opt("validate"),
-        Arg::opt("marker_begin"),
-        Arg::opt("marker_end"),
-        Arg::opt("append_newline"),
-        Arg::opt("prepend_newline"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("unsafe_writes"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+pub static SPEC: ArgSpec = file_spec!(
+    Arg::req("path").aliases(&["dest", "destfile", "name"]),
+    Arg::opt("state").choices(&["present", "absent"]),
+    Arg::opt("marker"),
+    Arg::opt("block").aliases(&["content"]),
+    Arg::opt("insertafter"),
+    Arg::opt("insertbefore"),
+    Arg::opt("create"),
+    Arg::opt("backup"),
+    Arg::opt("validate"),
+    Arg::opt("marker_begin"),
+    Arg::opt("marker_end"),
+    Arg::opt("append_newline"),
+    Arg::opt("prepend_newline"),
+);
 
 /// Where the block goes when its markers are not in the file yet.
 pub(crate) enum Insert {

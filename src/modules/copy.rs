@@ -6,6 +6,7 @@ use md5::Md5;
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
+use super::file_spec;
 use super::filecommon::{
     self as fc, ResolvedAttrs, ValidateStyle, WantedAttrs, WriteSource, WriteSpec,
 };
@@ -14,33 +15,20 @@ use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct Copy;
 
-pub static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::opt("src"),
-        Arg::opt("content"),
-        Arg::req("dest"),
-        Arg::opt("backup"),
-        Arg::opt("force").aliases(&["thirsty"]),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("directory_mode"),
-        Arg::opt("remote_src"),
-        Arg::opt("follow"),
-        Arg::opt("local_follow"),
-        Arg::opt("checksum"),
-        Arg::opt("validate"),
-        Arg::opt("decrypt"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("attributes").aliases(&["attr"]),
-        Arg::opt("seuser"),
-        Arg::opt("serole"),
-        Arg::opt("setype"),
-        Arg::opt("selevel"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+pub static SPEC: ArgSpec = file_spec!(
+    Arg::opt("src"),
+    Arg::opt("content"),
+    Arg::req("dest"),
+    Arg::opt("backup"),
+    Arg::opt("force").aliases(&["thirsty"]),
+    Arg::opt("directory_mode"),
+    Arg::opt("remote_src"),
+    Arg::opt("follow"),
+    Arg::opt("local_follow"),
+    Arg::opt("checksum"),
+    Arg::opt("validate"),
+    Arg::opt("decrypt"),
+);
 
 /// Where the new content of `dest` comes from.
 pub(crate) enum Source {
@@ -71,14 +59,6 @@ pub(crate) struct CopyOptions {
 
 impl CopyOptions {
     pub fn from_args(args: &Args) -> Result<CopyOptions, ModuleError> {
-        for unsupported in ["attributes", "seuser", "serole", "setype", "selevel"] {
-            if args.has(unsupported) {
-                return Err(ModuleError::msg(format!(
-                    "{}: argument '{unsupported}' is not supported by orch",
-                    args.module
-                )));
-            }
-        }
         Ok(CopyOptions {
             dest: args.req_str("dest")?,
             force: args.bool("force", true)?,

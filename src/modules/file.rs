@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::file_spec;
 use super::filecommon::{
     self as fc, AttrChanges, FileKind, Records, RemoteStat, ResolvedAttrs, WantedAttrs,
 };
@@ -16,31 +17,18 @@ pub struct File;
 
 const STATES: &[&str] = &["absent", "directory", "file", "hard", "link", "touch"];
 
-pub static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("path").aliases(&["dest", "name"]),
-        Arg::opt("state").choices(STATES),
-        Arg::opt("src"),
-        Arg::opt("recurse"),
-        Arg::opt("force"),
-        Arg::opt("follow"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("modification_time"),
-        Arg::opt("modification_time_format"),
-        Arg::opt("access_time"),
-        Arg::opt("access_time_format"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("attributes").aliases(&["attr"]),
-        Arg::opt("seuser"),
-        Arg::opt("serole"),
-        Arg::opt("setype"),
-        Arg::opt("selevel"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+pub static SPEC: ArgSpec = file_spec!(
+    Arg::req("path").aliases(&["dest", "name"]),
+    Arg::opt("state").choices(STATES),
+    Arg::opt("src"),
+    Arg::opt("recurse"),
+    Arg::opt("force"),
+    Arg::opt("follow"),
+    Arg::opt("modification_time"),
+    Arg::opt("modification_time_format"),
+    Arg::opt("access_time"),
+    Arg::opt("access_time_format"),
+);
 
 const DEFAULT_TIME_FORMAT: &str = "%Y%m%d%H%M.%S";
 
@@ -638,13 +626,6 @@ impl Module for File {
     }
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
-        for unsupported in ["attributes", "seuser", "serole", "setype", "selevel"] {
-            if args.has(unsupported) {
-                return Err(ModuleError::msg(format!(
-                    "file: argument '{unsupported}' is not supported by orch"
-                )));
-            }
-        }
         let mut path = args.req_str("path")?;
         let state_arg = args.str("state")?;
         if let Some(s) = &state_arg {

@@ -7,6 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::file_spec;
 use super::filecommon::{self as fc, ResolvedAttrs, WantedAttrs, WriteSource, WriteSpec};
 use super::remote::quote;
 use super::urlfetch::{self, Request, Response};
@@ -14,42 +15,29 @@ use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct GetUrl;
 
-static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("url"),
-        Arg::req("dest"),
-        Arg::opt("backup"),
-        Arg::opt("checksum"),
-        Arg::opt("force").aliases(&["thirsty"]),
-        Arg::opt("headers"),
-        Arg::opt("timeout"),
-        Arg::opt("validate_certs"),
-        Arg::opt("url_username").aliases(&["username"]),
-        Arg::opt("url_password").aliases(&["password"]),
-        Arg::opt("force_basic_auth"),
-        Arg::opt("tmp_dest"),
-        Arg::opt("http_agent"),
-        Arg::opt("use_proxy"),
-        Arg::opt("decompress"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("unredirected_headers"),
-        Arg::opt("use_netrc"),
-        Arg::opt("use_gssapi"),
-        Arg::opt("client_cert"),
-        Arg::opt("client_key"),
-        Arg::opt("ciphers"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("attributes").aliases(&["attr"]),
-        Arg::opt("seuser"),
-        Arg::opt("serole"),
-        Arg::opt("setype"),
-        Arg::opt("selevel"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+static SPEC: ArgSpec = file_spec!(
+    Arg::req("url"),
+    Arg::req("dest"),
+    Arg::opt("backup"),
+    Arg::opt("checksum"),
+    Arg::opt("force").aliases(&["thirsty"]),
+    Arg::opt("headers"),
+    Arg::opt("timeout"),
+    Arg::opt("validate_certs"),
+    Arg::opt("url_username").aliases(&["username"]),
+    Arg::opt("url_password").aliases(&["password"]),
+    Arg::opt("force_basic_auth"),
+    Arg::opt("tmp_dest"),
+    Arg::opt("http_agent"),
+    Arg::opt("use_proxy"),
+    Arg::opt("decompress"),
+    Arg::opt("unredirected_headers").unsupported(),
+    Arg::opt("use_netrc"),
+    Arg::opt("use_gssapi").unsupported(),
+    Arg::opt("client_cert").unsupported(),
+    Arg::opt("client_key").unsupported(),
+    Arg::opt("ciphers").unsupported(),
+);
 
 /// The digests `checksum: ALGO:...` may name (each has a coreutils `ALGOsum`).
 const ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
@@ -172,24 +160,6 @@ struct Options {
 
 impl Options {
     fn from_args(args: &Args) -> Result<Options, ModuleError> {
-        for unsupported in [
-            "unredirected_headers",
-            "use_gssapi",
-            "client_cert",
-            "client_key",
-            "ciphers",
-            "attributes",
-            "seuser",
-            "serole",
-            "setype",
-            "selevel",
-        ] {
-            if args.has(unsupported) {
-                return Err(ModuleError::msg(format!(
-                    "get_url: argument '{unsupported}' is not supported by orch"
-                )));
-            }
-        }
         let url = args.req_str("url")?;
         Ok(Options {
             request: Request::from_common_args(args, &url, 10)?,

@@ -5,6 +5,7 @@
 use regex::bytes::Regex;
 use serde_json::{Map, Value};
 
+use super::file_spec;
 use super::filecommon::WantedAttrs;
 use super::pyregex;
 use super::textedit::{self, BackupKey, EditOptions};
@@ -12,29 +13,21 @@ use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct LineInFile;
 
-pub static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("path").aliases(&["dest", "destfile", "name"]),
-        Arg::opt("state").choices(&["present", "absent"]),
-        Arg::opt("regexp").aliases(&["regex"]),
-        Arg::opt("search_string"),
-        Arg::opt("line").aliases(&["value"]),
-        Arg::opt("backrefs"),
-        Arg::opt("insertafter"),
-        Arg::opt("insertbefore"),
-        Arg::opt("create"),
-        Arg::opt("backup"),
-        Arg::opt("firstmatch"),
-        Arg::opt("validate"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("others"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+pub static SPEC: ArgSpec = file_spec!(
+    Arg::req("path").aliases(&["dest", "destfile", "name"]),
+    Arg::opt("state").choices(&["present", "absent"]),
+    Arg::opt("regexp").aliases(&["regex"]),
+    Arg::opt("search_string"),
+    Arg::opt("line").aliases(&["value"]),
+    Arg::opt("backrefs"),
+    Arg::opt("insertafter"),
+    Arg::opt("insertbefore"),
+    Arg::opt("create"),
+    Arg::opt("backup"),
+    Arg::opt("firstmatch"),
+    Arg::opt("validate"),
+    Arg::opt("others"),
+);
 
 /// Where `line` goes when nothing matches: after/before a regex, or at EOF/BOF.
 pub(crate) enum Anchor {

@@ -95,6 +95,9 @@ pub struct Arg {
     pub choices: &'static [&'static str],
     /// Not templated before the module runs: the module evaluates it itself (assert's `that`).
     pub raw: bool,
+    /// Ansible accepts it; orch does not implement it. Given (and not `false`), it is refused
+    /// before any host is touched rather than ignored.
+    pub unsupported: bool,
 }
 
 impl Arg {
@@ -105,6 +108,7 @@ impl Arg {
             required: false,
             choices: &[],
             raw: false,
+            unsupported: false,
         }
     }
     pub const fn req(name: &'static str) -> Arg {
@@ -114,6 +118,7 @@ impl Arg {
             required: true,
             choices: &[],
             raw: false,
+            unsupported: false,
         }
     }
     pub const fn aliases(mut self, aliases: &'static [&'static str]) -> Arg {
@@ -124,11 +129,54 @@ impl Arg {
         self.raw = true;
         self
     }
+    pub const fn unsupported(mut self) -> Arg {
+        self.unsupported = true;
+        self
+    }
     pub const fn choices(mut self, choices: &'static [&'static str]) -> Arg {
         self.choices = choices;
         self
     }
 }
+
+impl ArgSpec {
+    /// The first argument given that orch does not implement, as the error to report.
+    pub fn refused(&self, module: &str, args: &Map<String, Value>) -> Option<String> {
+        self.args
+            .iter()
+            .filter(|a| a.unsupported)
+            .find(|a| {
+                args.get(a.name)
+                    .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+            })
+            .map(|a| format!("{module}: argument '{}' is not supported by orch", a.name))
+    }
+}
+
+/// An [`ArgSpec`] with the module's own arguments, then Ansible's common file arguments (its
+/// `files` documentation fragment): mode, owner, group, and the file attributes and SELinux
+/// context orch does not manage.
+macro_rules! file_spec {
+    ($($arg:expr),* $(,)?) => {
+        $crate::modules::ArgSpec {
+            args: &[
+                $($arg,)*
+                $crate::modules::Arg::opt("mode"),
+                $crate::modules::Arg::opt("owner"),
+                $crate::modules::Arg::opt("group"),
+                $crate::modules::Arg::opt("unsafe_writes"),
+                $crate::modules::Arg::opt("attributes").aliases(&["attr"]).unsupported(),
+                $crate::modules::Arg::opt("seuser").unsupported(),
+                $crate::modules::Arg::opt("serole").unsupported(),
+                $crate::modules::Arg::opt("setype").unsupported(),
+                $crate::modules::Arg::opt("selevel").unsupported(),
+            ],
+            free_form: None,
+            any_keys: false,
+        }
+    };
+}
+pub(crate) use file_spec;
 
 /// Result key under which a module lists secret values it returned (generated passwords, client
 /// secrets, private keys). The executor masks them everywhere from then on and removes the key;
@@ -213,5 +261,26 @@ pub trait Module: Send + Sync {
     ) -> Result<Map<String, Value>, ModuleError> {
         let _ = (env, args);
         Ok(plan.result)
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use serde_json::json;
+
+    #[test]
+    fn arguments_orch_does_not_implement_are_refused_unless_false() {
+        let spec = &super::copy::SPEC;
+        let refused = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => spec.refused("copy", &m),
+            _ => None,
+        };
+        assert_eq!(
+            refused(json!({"dest": "/x", "selevel": "s0"})).as_deref(),
+            Some("copy: argument 'selevel' is not supported by orch")
+        );
+        assert_eq!(refused(json!({"dest": "/x", "attributes": false})), None);
+        assert_eq!(refused(json!({"dest": "/x", "attributes": null})), None);
+        assert_eq!(refused(json!({"dest": "/x", "mode": "0644"})), None);
     }
 }

@@ -4,42 +4,30 @@
 use serde_json::{Map, Value};
 
 use super::copy::{apply_copy, plan_copy, CopyOptions, Source};
+use super::file_spec;
 use super::filecommon as fc;
 use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct Template;
 
-pub static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("src"),
-        Arg::req("dest"),
-        Arg::opt("backup"),
-        Arg::opt("force"),
-        Arg::opt("follow"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("validate"),
-        Arg::opt("newline_sequence").choices(&["\n", "\r", "\r\n"]),
-        Arg::opt("trim_blocks"),
-        Arg::opt("lstrip_blocks"),
-        Arg::opt("block_start_string"),
-        Arg::opt("block_end_string"),
-        Arg::opt("variable_start_string"),
-        Arg::opt("variable_end_string"),
-        Arg::opt("comment_start_string"),
-        Arg::opt("comment_end_string"),
-        Arg::opt("output_encoding"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("attributes").aliases(&["attr"]),
-        Arg::opt("seuser"),
-        Arg::opt("serole"),
-        Arg::opt("setype"),
-        Arg::opt("selevel"),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+pub static SPEC: ArgSpec = file_spec!(
+    Arg::req("src"),
+    Arg::req("dest"),
+    Arg::opt("backup"),
+    Arg::opt("force"),
+    Arg::opt("follow"),
+    Arg::opt("validate"),
+    Arg::opt("newline_sequence").choices(&["\n", "\r", "\r\n"]),
+    Arg::opt("trim_blocks"),
+    Arg::opt("lstrip_blocks"),
+    Arg::opt("block_start_string"),
+    Arg::opt("block_end_string"),
+    Arg::opt("variable_start_string"),
+    Arg::opt("variable_end_string"),
+    Arg::opt("comment_start_string"),
+    Arg::opt("comment_end_string"),
+    Arg::opt("output_encoding"),
+);
 
 /// Template environment options the renderer (shared with the whole run) cannot vary per task.
 fn reject_unsupported_options(args: &Args) -> Result<(), ModuleError> {

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use super::file_spec;
 use super::filecommon::{self as fc, WantedAttrs, WriteSource, WriteSpec};
 use super::remote::quote;
 use super::urlfetch::{self, Body, Request, Response};
@@ -15,46 +16,37 @@ use super::{Arg, ArgSpec, Args, Module, ModuleError, Plan, TaskEnv};
 
 pub struct Uri;
 
-static SPEC: ArgSpec = ArgSpec {
-    args: &[
-        Arg::req("url"),
-        Arg::opt("method"),
-        Arg::opt("body"),
-        Arg::opt("body_format").choices(&["form-urlencoded", "json", "raw", "form-multipart"]),
-        Arg::opt("headers"),
-        Arg::opt("status_code"),
-        Arg::opt("return_content"),
-        Arg::opt("timeout"),
-        Arg::opt("validate_certs"),
-        Arg::opt("url_username").aliases(&["user"]),
-        Arg::opt("url_password").aliases(&["password"]),
-        Arg::opt("force_basic_auth"),
-        Arg::opt("follow_redirects").choices(&["all", "no", "none", "safe", "urllib2", "yes"]),
-        Arg::opt("dest"),
-        Arg::opt("creates"),
-        Arg::opt("removes"),
-        Arg::opt("src"),
-        Arg::opt("remote_src"),
-        Arg::opt("use_proxy"),
-        Arg::opt("http_agent"),
-        Arg::opt("decompress"),
-        Arg::opt("mode"),
-        Arg::opt("owner"),
-        Arg::opt("group"),
-        Arg::opt("unix_socket"),
-        Arg::opt("ca_path"),
-        Arg::opt("client_cert"),
-        Arg::opt("client_key"),
-        Arg::opt("unredirected_headers"),
-        Arg::opt("use_netrc"),
-        Arg::opt("use_gssapi"),
-        Arg::opt("ciphers"),
-        Arg::opt("unsafe_writes"),
-        Arg::opt("attributes").aliases(&["attr"]),
-    ],
-    free_form: None,
-    any_keys: false,
-};
+static SPEC: ArgSpec = file_spec!(
+    Arg::req("url"),
+    Arg::opt("method"),
+    Arg::opt("body"),
+    Arg::opt("body_format").choices(&["form-urlencoded", "json", "raw", "form-multipart"]),
+    Arg::opt("headers"),
+    Arg::opt("status_code"),
+    Arg::opt("return_content"),
+    Arg::opt("timeout"),
+    Arg::opt("validate_certs"),
+    Arg::opt("url_username").aliases(&["user"]),
+    Arg::opt("url_password").aliases(&["password"]),
+    Arg::opt("force_basic_auth"),
+    Arg::opt("follow_redirects").choices(&["all", "no", "none", "safe", "urllib2", "yes"]),
+    Arg::opt("dest"),
+    Arg::opt("creates"),
+    Arg::opt("removes"),
+    Arg::opt("src"),
+    Arg::opt("remote_src"),
+    Arg::opt("use_proxy"),
+    Arg::opt("http_agent"),
+    Arg::opt("decompress"),
+    Arg::opt("unix_socket").unsupported(),
+    Arg::opt("ca_path").unsupported(),
+    Arg::opt("client_cert").unsupported(),
+    Arg::opt("client_key").unsupported(),
+    Arg::opt("unredirected_headers").unsupported(),
+    Arg::opt("use_netrc"),
+    Arg::opt("use_gssapi").unsupported(),
+    Arg::opt("ciphers").unsupported(),
+);
 
 /// Responses larger than this are not sent back to the controller (content/json stay unset).
 const MAX_CONTENT: u64 = 64 * 1024 * 1024;
@@ -138,22 +130,6 @@ fn encode_body(body: &Value, format: &str) -> Result<(Vec<u8>, Option<&'static s
 
 impl Options {
     fn from_args(args: &Args, env: &dyn TaskEnv) -> Result<Options, ModuleError> {
-        for unsupported in [
-            "unix_socket",
-            "client_cert",
-            "client_key",
-            "ca_path",
-            "unredirected_headers",
-            "use_gssapi",
-            "ciphers",
-            "attributes",
-        ] {
-            if args.has(unsupported) {
-                return Err(ModuleError::msg(format!(
-                    "uri: argument '{unsupported}' is not supported by orch"
-                )));
-            }
-        }
         let url = args.req_str("url")?;
         let mut request = Request::from_common_args(args, &url, 30)?;
         request.method = args

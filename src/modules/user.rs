@@ -33,25 +33,25 @@ static SPEC: ArgSpec = ArgSpec {
         Arg::opt("force"),
         Arg::opt("non_unique"),
         Arg::opt("skeleton"),
-        Arg::opt("local"),
-        Arg::opt("expires"),
-        Arg::opt("password_lock"),
-        Arg::opt("generate_ssh_key"),
-        Arg::opt("ssh_key_bits"),
-        Arg::opt("ssh_key_comment"),
-        Arg::opt("ssh_key_file"),
-        Arg::opt("ssh_key_passphrase"),
-        Arg::opt("ssh_key_type"),
-        Arg::opt("umask"),
-        Arg::opt("seuser"),
-        Arg::opt("login_class"),
-        Arg::opt("hidden"),
-        Arg::opt("profile"),
-        Arg::opt("role"),
-        Arg::opt("authorization"),
-        Arg::opt("password_expire_max"),
-        Arg::opt("password_expire_min"),
-        Arg::opt("password_expire_warn"),
+        Arg::opt("local").unsupported(),
+        Arg::opt("expires").unsupported(),
+        Arg::opt("password_lock").unsupported(),
+        Arg::opt("generate_ssh_key").unsupported(),
+        Arg::opt("ssh_key_bits").unsupported(),
+        Arg::opt("ssh_key_comment").unsupported(),
+        Arg::opt("ssh_key_file").unsupported(),
+        Arg::opt("ssh_key_passphrase").unsupported(),
+        Arg::opt("ssh_key_type").unsupported(),
+        Arg::opt("umask").unsupported(),
+        Arg::opt("seuser").unsupported(),
+        Arg::opt("login_class").unsupported(),
+        Arg::opt("hidden").unsupported(),
+        Arg::opt("profile").unsupported(),
+        Arg::opt("role").unsupported(),
+        Arg::opt("authorization").unsupported(),
+        Arg::opt("password_expire_max").unsupported(),
+        Arg::opt("password_expire_min").unsupported(),
+        Arg::opt("password_expire_warn").unsupported(),
         Arg::opt("uid_min"),
         Arg::opt("uid_max"),
     ],
@@ -383,33 +383,6 @@ impl Module for User {
     }
 
     async fn plan(&self, env: &dyn TaskEnv, args: &Args) -> Result<Plan, ModuleError> {
-        for unsupported in [
-            "local",
-            "expires",
-            "password_lock",
-            "generate_ssh_key",
-            "ssh_key_bits",
-            "ssh_key_comment",
-            "ssh_key_file",
-            "ssh_key_passphrase",
-            "ssh_key_type",
-            "umask",
-            "seuser",
-            "login_class",
-            "hidden",
-            "profile",
-            "role",
-            "authorization",
-            "password_expire_max",
-            "password_expire_min",
-            "password_expire_warn",
-        ] {
-            if args.has(unsupported) && args.value(unsupported) != Some(&Value::Bool(false)) {
-                return Err(ModuleError::msg(format!(
-                    "user: argument '{unsupported}' is not supported by orch"
-                )));
-            }
-        }
         let w = Wanted::from_args(args)?;
         let present = args.choice("state", &["present", "absent"], "present")? == "present";
         let lookups = if present { w.lookups() } else { Vec::new() };

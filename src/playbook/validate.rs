@@ -165,6 +165,14 @@ pub fn module_args(
         }
         out.insert(canonical, value);
     }
+    let literal: Map<String, Value> = out
+        .iter()
+        .filter(|(_, v)| !matches!(v, Value::String(s) if crate::template::Templar::is_template(s)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(msg) = spec.refused(module.name(), &literal) {
+        return Err(Diagnostic::parse(msg, Some(node.span.clone())));
+    }
     for arg in spec.args {
         if let (false, Some(Value::String(s))) = (arg.choices.is_empty(), out.get(arg.name)) {
             if !crate::template::Templar::is_template(s) && !arg.choices.contains(&s.as_str()) {
