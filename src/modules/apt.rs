@@ -644,26 +644,37 @@ impl Options {
         s.push_str(
             "orch_kv cache now \"$(date +%s)\"\norch_kv cache mtime \"$(orch_cache_time)\"\n",
         );
-        let sim = self.apt_get(true);
+        s.push_str(&self.operation_lines(
+            &format!("orch_capture sim {}", self.apt_get(true)),
+            "",
+            "",
+        ));
+        s.push_str("exit 0\n");
+        s
+    }
+
+    /// The lines that run the operation as `capture` (`orch_capture TAG apt-get …`, the packages
+    /// or .deb appended), between `before` and `after` lines: simulated in `plan`, real in `apply`.
+    fn operation_lines(&self, capture: &str, before: &str, after: &str) -> String {
+        let mut s = String::new();
         match &self.op {
             Op::Install { .. } | Op::Remove { .. } => {
                 s.push_str(&self.select_lines());
                 s.push_str(&format!(
-                    "if [ -n \"$orch_sel\" ]; then eval \"set -- $(orch_sel_args)\"; orch_capture sim {sim} \"$@\"; fi\n"
+                    "if [ -n \"$orch_sel\" ]; then\n  eval \"set -- $(orch_sel_args)\"\n  {before}  {capture} \"$@\"\n  {after}fi\n"
                 ));
             }
             Op::Upgrade(_) | Op::Cleanup(_) => {
-                s.push_str(&format!("orch_capture sim {sim}\n"));
+                s.push_str(&format!("{before}{capture}\n{after}"));
             }
             Op::Deb(deb) => {
                 s.push_str(&deb_fetch_lines(deb));
                 s.push_str(&format!(
-                    "if [ \"$orch_deb_same\" != 1 ]; then orch_capture sim {sim} \"$orch_deb\"; fi\n"
+                    "if [ \"$orch_deb_same\" != 1 ]; then\n  {before}  {capture} \"$orch_deb\"\n  {after}fi\n"
                 ));
             }
             Op::CleanOnly | Op::CacheOnly | Op::Nothing => {}
         }
-        s.push_str("exit 0\n");
         s
     }
 
@@ -692,35 +703,18 @@ impl Options {
             ),
             None => (String::new(), String::new()),
         };
-        match &self.op {
-            Op::Install { specs, .. } | Op::Remove { specs } => {
-                s.push_str(&self.select_lines());
-                s.push_str(&format!(
-                    "if [ -n \"$orch_sel\" ]; then\n  eval \"set -- $(orch_sel_args)\"\n  {rc_on}  orch_capture run {run} \"$@\"\n  {rc_off}fi\n"
-                ));
-                if matches!(self.op, Op::Install { .. }) {
-                    // Ansible marks the requested packages as manually installed.
-                    let names: Vec<String> = specs
-                        .iter()
-                        .filter(|p| !p.name.contains(['*', '?', '[']))
-                        .map(|p| quote(&p.name))
-                        .collect();
-                    s.push_str(&format!(
-                        "[ \"${{_rc:-0}}\" = 0 ] && apt-mark manual {} >/dev/null 2>&1\n",
-                        names.join(" ")
-                    ));
-                }
-            }
-            Op::Upgrade(_) | Op::Cleanup(_) => {
-                s.push_str(&format!("{rc_on}orch_capture run {run}\n{rc_off}"));
-            }
-            Op::Deb(deb) => {
-                s.push_str(&deb_fetch_lines(deb));
-                s.push_str(&format!(
-                    "if [ \"$orch_deb_same\" != 1 ]; then\n  {rc_on}  orch_capture run {run} \"$orch_deb\"\n  {rc_off}fi\n"
-                ));
-            }
-            Op::CleanOnly | Op::CacheOnly | Op::Nothing => {}
+        s.push_str(&self.operation_lines(&format!("orch_capture run {run}"), &rc_on, &rc_off));
+        if let Op::Install { specs, .. } = &self.op {
+            // Ansible marks the requested packages as manually installed.
+            let names: Vec<String> = specs
+                .iter()
+                .filter(|p| !p.name.contains(['*', '?', '[']))
+                .map(|p| quote(&p.name))
+                .collect();
+            s.push_str(&format!(
+                "[ \"${{_rc:-0}}\" = 0 ] && apt-mark manual {} >/dev/null 2>&1\n",
+                names.join(" ")
+            ));
         }
         s.push_str("exit 0\n");
         s
