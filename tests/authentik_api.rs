@@ -8,15 +8,10 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{run_bounded, Fleet, RunOutput};
+use support::flagship::tasks_with;
+use support::{FakeAuthentik, FakeAuthentikOptions, Fleet, RunOutput, FAKE_STATE};
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
-const STATE: &str = "/var/lib/fake-authentik/state.json";
 const ISSUER: &str = "https://auth.example.test/application/o/proxmox/";
 const REDIRECTS: [&str; 3] = [
     "https://pve1.example.test:8006",
@@ -93,65 +88,16 @@ const ECDSA_PLAYBOOK: &str = r#"
         token: "{{ ak_token }}"
 "#;
 
-fn start_fake(fleet: &Fleet, version: &str, token: &str) {
-    let container = &fleet.host(0).container;
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker cp");
-    assert_eq!(copied.code, 0, "docker cp failed: {}", copied.stderr);
-    fleet.exec_ok(
-        0,
-        &format!(
-            "mkdir -p /opt/authentik /var/log/fake-authentik && \
-             printf 'PG_PASS=pw\\nAUTHENTIK_BOOTSTRAP_TOKEN={token}\\n' > /opt/authentik/.env && chmod 600 /opt/authentik/.env"
-        ),
-    );
-    // Bound to the container's loopback: only a tunnel through SSH reaches it.
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            container,
-            "sh",
-            "-c",
-            &format!(
-                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --env-file /opt/authentik/.env \
-                 --version {version} 2>/var/log/fake-authentik/stderr.log"
-            ),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker exec -d");
-    assert_eq!(started.code, 0, "docker exec -d failed: {}", started.stderr);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = fleet.exec_ok(
-            0,
-            &format!(
-                "curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' \
-                 http://127.0.0.1:9000/api/v3/core/users/me/; true"
-            ),
-        );
-        if status.trim() == "200" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fake authentik not ready: {}",
-            fleet
-                .exec(0, "cat /var/log/fake-authentik/stderr.log")
-                .stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn state(fleet: &Fleet) -> Value {
-    serde_json::from_str(&fleet.exec_ok(0, &format!("cat {STATE}"))).expect("state is JSON")
+/// The fake with `version`, bound to the container's loopback (only a tunnel through SSH reaches
+/// it) and accepting `token` once ready.
+fn start_fake<'a>(fleet: &'a Fleet, version: &str, token: &str) -> FakeAuthentik<'a> {
+    let options = FakeAuthentikOptions::new()
+        .version(version)
+        .bind("127.0.0.1")
+        .dotenv(&format!("PG_PASS=pw\nAUTHENTIK_BOOTSTRAP_TOKEN={token}\n"));
+    let fake = FakeAuthentik::start(fleet, 0, &options);
+    fake.wait_ready(token);
+    fake
 }
 
 fn by<'a>(state: &'a Value, list: &str, key: &str, value: &str) -> &'a Value {
@@ -192,20 +138,6 @@ fn assert_no_secret(run: &RunOutput, secrets: &[&str]) {
     }
 }
 
-/// The task names that reported `changed` in a human run.
-fn changed_tasks(stdout: &str) -> Vec<String> {
-    let mut current = String::new();
-    let mut out = Vec::new();
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("TASK [") {
-            current = rest.split(']').next().unwrap_or_default().to_string();
-        } else if line.starts_with("changed: ") {
-            out.push(current.clone());
-        }
-    }
-    out
-}
-
 fn suite(version: &str, test_name: &str) {
     let fleet = Fleet::start(test_name, 1);
     let token = format!(
@@ -213,7 +145,7 @@ fn suite(version: &str, test_name: &str) {
         std::process::id(),
         Instant::now().elapsed().as_nanos() ^ 0x5eed_cafe
     );
-    start_fake(&fleet, version, &token);
+    let fake = start_fake(&fleet, version, &token);
     // The API is not published: nothing answers on the host's address from the controller.
     assert!(
         std::net::TcpStream::connect_timeout(
@@ -231,12 +163,12 @@ fn suite(version: &str, test_name: &str) {
     let dry = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff"]);
     dry.assert_code(0);
     assert_eq!(
-        changed_tasks(&dry.stdout),
+        tasks_with(&dry.stdout, "changed"),
         vec!["signing key", "provider", "application"],
         "{dry}"
     );
     dry.assert_stdout_contains("(to be created: proxmox-oidc)");
-    let untouched = state(&fleet);
+    let untouched = fake.state();
     assert_eq!(untouched["providers"], serde_json::json!([]));
     assert_eq!(untouched["applications"], serde_json::json!([]));
     assert_no_secret(&dry, &[&token]);
@@ -245,7 +177,7 @@ fn suite(version: &str, test_name: &str) {
     let first = fleet.orch(&["run", "site.yml", "-i", inv, "--diff", "-vvv"]);
     first.assert_code(0);
     assert_eq!(first.recap("h1").changed, 4, "{first}");
-    let s = state(&fleet);
+    let s = fake.state();
     let pair = by(&s, "certificatekeypairs", "name", "proxmox-oidc");
     assert_eq!(pair["cert_key_type"], "rsa");
     assert_eq!(pair["jwt_alg"], "RS256");
@@ -323,27 +255,35 @@ fn suite(version: &str, test_name: &str) {
     fleet.exec_ok(
         0,
         &format!(
-            "python3 - <<'EOF'\nimport json\ns = json.load(open('{STATE}'))\n\
+            "python3 - <<'EOF'\nimport json\ns = json.load(open('{FAKE_STATE}'))\n\
              p = [p for p in s['providers'] if p['name'] == 'proxmox'][0]\n\
              p['redirect_uris'] = [r for r in p['redirect_uris'] if r['url'] != '{gone}']\n\
-             json.dump(s, open('{STATE}', 'w'))\nEOF",
+             json.dump(s, open('{FAKE_STATE}', 'w'))\nEOF",
             gone = REDIRECTS[1]
         ),
     );
     let check = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff", "-vvv"]);
     check.assert_code(0);
-    assert_eq!(changed_tasks(&check.stdout), vec!["provider"], "{check}");
+    assert_eq!(
+        tasks_with(&check.stdout, "changed"),
+        vec!["provider"],
+        "{check}"
+    );
     check.assert_stdout_contains(REDIRECTS[1]);
     check.assert_stdout_contains("redirect_uris");
     assert_eq!(
-        urls(by(&state(&fleet), "providers", "name", "proxmox")).len(),
+        urls(by(&fake.state(), "providers", "name", "proxmox")).len(),
         2
     );
     assert_no_secret(&check, &[&token, &secret]);
     let repair = fleet.orch(&["run", "site.yml", "-i", inv, "--diff"]);
     repair.assert_code(0);
-    assert_eq!(changed_tasks(&repair.stdout), vec!["provider"], "{repair}");
-    let repaired = state(&fleet);
+    assert_eq!(
+        tasks_with(&repair.stdout, "changed"),
+        vec!["provider"],
+        "{repair}"
+    );
+    let repaired = fake.state();
     let provider = by(&repaired, "providers", "name", "proxmox");
     assert_eq!(urls(provider), sorted(&REDIRECTS));
     assert_eq!(
@@ -388,7 +328,7 @@ fn suite(version: &str, test_name: &str) {
     );
     assert_eq!(ecdsa.recap("h1").failed, 1, "{ecdsa}");
     assert!(
-        !state(&fleet)["providers"]
+        !fake.state()["providers"]
             .as_array()
             .unwrap()
             .iter()
@@ -414,46 +354,12 @@ fn authentik_api_modules_converge_on_2026_5() {
 fn authentik_url_reaches_the_api_over_https_directly() {
     let fleet = Fleet::start("ak-api-direct", 1);
     let token = format!("ak-direct-token-{}", std::process::id());
-    let container = &fleet.host(0).container;
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker cp");
-    assert_eq!(copied.code, 0, "{}", copied.stderr);
-    fleet.exec_ok(
-        0,
-        &format!(
-            "mkdir -p /opt/authentik /var/log/fake-authentik && \
-             printf 'AUTHENTIK_BOOTSTRAP_TOKEN={token}\\n' > /opt/authentik/.env"
-        ),
-    );
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            container,
-            "sh",
-            "-c",
-            "exec python3 /opt/fake_authentik.py --env-file /opt/authentik/.env --https-port 9443 \
-             2>/var/log/fake-authentik/stderr.log",
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker exec -d");
-    assert_eq!(started.code, 0, "{}", started.stderr);
+    let options = FakeAuthentikOptions::new()
+        .https(9443)
+        .dotenv(&format!("AUTHENTIK_BOOTSTRAP_TOKEN={token}\n"));
+    let fake = FakeAuthentik::start(&fleet, 0, &options);
     let url = format!("https://{}:9443", fleet.host(0).ip);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while fleet
-        .exec_ok(0, &format!("curl -sk -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' {url}/api/v3/core/users/me/; true"))
-        .trim()
-        != "200"
-    {
-        assert!(Instant::now() < deadline, "fake authentik not ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    fake.wait_ready_at(&url, &token);
     let play = |validate: bool| {
         format!(
             r#"
@@ -484,7 +390,7 @@ fn authentik_url_reaches_the_api_over_https_directly() {
     direct.assert_code(0);
     direct.assert_stdout_contains("type=rsa version=2026.5.6");
     assert_no_secret(&direct, &[&token]);
-    let s = state(&fleet);
+    let s = fake.state();
     let pair = by(&s, "certificatekeypairs", "name", "direct-key");
     assert_eq!(pair["cert_key_type"], "rsa");
     // Imported from rcgen: orch's subject, the key stored in Authentik, never printed.

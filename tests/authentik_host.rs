@@ -16,26 +16,16 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{run_bounded, Fleet, RunOutput};
+use support::flagship::tasks_with;
+use support::{FakeAuthentik, FakeAuthentikOptions, Fleet, RunOutput, ENV_FILE};
 
-const STANDIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/docker-standin/docker"
-);
-const FAKE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
 const TEMPLATE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/templates/authentik/compose.yml.j2"
 );
-const ENV_PATH: &str = "/opt/authentik/.env";
 const GENERATED: [&str; 4] = [
     "PG_PASS",
     "AUTHENTIK_SECRET_KEY",
@@ -58,7 +48,7 @@ fn playbook() -> String {
       template: {{src: "{TEMPLATE}", dest: /opt/authentik/compose.yml, mode: "0644"}}
     - name: authentik env
       env_file:
-        path: {ENV_PATH}
+        path: {ENV_FILE}
         values:
           AUTHENTIK_TAG: "{{{{ authentik_version }}}}"
           AUTHENTIK_ERROR_REPORTING__ENABLED: false
@@ -91,47 +81,19 @@ fn playbook() -> String {
     )
 }
 
-fn install(fleet: &Fleet) {
-    let container = &fleet.host(0).container;
-    for (src, dest) in [
-        (STANDIN, "/usr/bin/docker"),
-        (FAKE, "/opt/fake_authentik.py"),
-    ] {
-        let copied = run_bounded(
-            Command::new("docker").args(["cp", src, &format!("{container}:{dest}")]),
-            None,
-            Duration::from_secs(60),
-        )
-        .expect("run docker cp");
-        assert_eq!(copied.code, 0, "docker cp {src}: {}", copied.stderr);
-    }
-    fleet.exec_ok(
-        0,
-        "chmod 0755 /usr/bin/docker && mkdir -p /var/log/fake-authentik",
-    );
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            container,
-            "sh",
-            "-c",
-            &format!(
-                "exec python3 /opt/fake_authentik.py --env-file {ENV_PATH} --version 2026.5.6 \
-                 --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log"
-            ),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker exec -d");
-    assert_eq!(started.code, 0, "docker exec -d: {}", started.stderr);
+/// The `docker` stand-in and the fake Authentik (its `.env` is left to the playbook).
+fn install(fleet: &Fleet) -> FakeAuthentik<'_> {
+    let options = FakeAuthentikOptions::new()
+        .version("2026.5.6")
+        .delays(2, 2)
+        .docker_standin();
+    FakeAuthentik::start(fleet, 0, &options)
 }
 
 /// `.env` as the host has it: every key's value (the last line of a key wins, as in Compose).
 fn env_values(fleet: &Fleet) -> BTreeMap<String, String> {
     fleet
-        .exec_ok(0, &format!("cat {ENV_PATH}"))
+        .exec_ok(0, &format!("cat {ENV_FILE}"))
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -152,20 +114,6 @@ fn run(fleet: &Fleet, extra: &[&str]) -> RunOutput {
     out
 }
 
-/// The task names reported with `status` (`changed`, `skipping`, ...) in a console run's output.
-fn tasks_with(stdout: &str, status: &str) -> Vec<String> {
-    let mut current = String::new();
-    let mut out = Vec::new();
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("TASK [") {
-            current = rest.split(']').next().unwrap_or_default().to_string();
-        } else if line.starts_with(&format!("{status}: ")) {
-            out.push(current.clone());
-        }
-    }
-    out
-}
-
 #[track_caller]
 fn assert_no_secret(outputs: &[&RunOutput], secrets: &BTreeMap<String, String>) {
     for (key, value) in secrets {
@@ -181,14 +129,14 @@ fn assert_no_secret(outputs: &[&RunOutput], secrets: &BTreeMap<String, String>) 
 #[test]
 fn authentik_host_env_compose_and_wait() {
     let fleet = Fleet::start("akhost", 1);
-    install(&fleet);
+    let fake = install(&fleet);
     fleet.write("site.yml", &playbook());
 
     // First run, as verbose as it gets: everything is created, then Authentik is awaited.
     let first = run(&fleet, &["-vvv", "--diff"]);
     assert_eq!(first.recap("h1").failed, 0);
     assert_eq!(
-        fleet.exec_ok(0, &format!("stat -c '%a %U' {ENV_PATH}")),
+        fleet.exec_ok(0, &format!("stat -c '%a %U' {ENV_FILE}")),
         "600 root\n"
     );
     let env = env_values(&fleet);
@@ -237,9 +185,7 @@ fn authentik_host_env_compose_and_wait() {
     );
 
     // authentik_wait only succeeded once bootstrap had run with the token of .env.
-    let state: Value =
-        serde_json::from_str(&fleet.exec_ok(0, "cat /var/lib/fake-authentik/state.json"))
-            .expect("fake state is JSON");
+    let state = fake.state();
     assert_eq!(state["setup"], true);
     let digest = hex(&Sha256::digest(
         secrets["AUTHENTIK_BOOTSTRAP_TOKEN"].as_bytes(),
@@ -248,9 +194,9 @@ fn authentik_host_env_compose_and_wait() {
     assert_eq!(fleet.exec_ok(0, "cat /tmp/authentik_version"), "2026.5.6");
 
     // Second run: nothing to do, secrets untouched (byte for byte).
-    let env_text = fleet.exec_ok(0, &format!("cat {ENV_PATH}"));
+    let env_text = fleet.exec_ok(0, &format!("cat {ENV_FILE}"));
     let second = run(&fleet, &["--output", "json"]);
-    assert_eq!(fleet.exec_ok(0, &format!("cat {ENV_PATH}")), env_text);
+    assert_eq!(fleet.exec_ok(0, &format!("cat {ENV_FILE}")), env_text);
     let third = run(&fleet, &["--diff"]);
     assert_eq!(third.recap("h1").changed, 0, "{third}");
 
@@ -258,7 +204,7 @@ fn authentik_host_env_compose_and_wait() {
     fleet.exec_ok(
         0,
         &format!(
-            "echo 'MY_CUSTOM=keep-me' >> {ENV_PATH} && sed -i 's/^COMPOSE_PORT_HTTP=9000$/COMPOSE_PORT_HTTP=8000/' {ENV_PATH} && chmod 0644 {ENV_PATH}"
+            "echo 'MY_CUSTOM=keep-me' >> {ENV_FILE} && sed -i 's/^COMPOSE_PORT_HTTP=9000$/COMPOSE_PORT_HTTP=8000/' {ENV_FILE} && chmod 0644 {ENV_FILE}"
         ),
     );
     let check = run(&fleet, &["--check", "--diff"]);
@@ -287,7 +233,7 @@ fn authentik_host_env_compose_and_wait() {
     );
     assert!(
         fleet
-            .exec_ok(0, &format!("cat {ENV_PATH}"))
+            .exec_ok(0, &format!("cat {ENV_FILE}"))
             .contains("COMPOSE_PORT_HTTP=8000"),
         "check mode must not write"
     );
@@ -302,7 +248,7 @@ fn authentik_host_env_compose_and_wait() {
     for (key, value) in &secrets {
         assert_eq!(&env[key], value, "{key} must never change");
     }
-    assert_eq!(fleet.exec_ok(0, &format!("stat -c %a {ENV_PATH}")), "600\n");
+    assert_eq!(fleet.exec_ok(0, &format!("stat -c %a {ENV_FILE}")), "600\n");
     let last = run(&fleet, &[]);
     assert_eq!(last.recap("h1").changed, 0, "{last}");
 

@@ -8,16 +8,9 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
-use std::time::{Duration, Instant};
-use support::{run_bounded, Fleet, RunOutput};
+use support::flagship::tasks_with;
+use support::{FakeAuthentik, FakeAuthentikOptions, Fleet, RunOutput};
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
-const STATE: &str = "/var/lib/fake-authentik/state.json";
-const REQUESTS: &str = "/var/log/fake-authentik/requests.log";
 const HOST: &str = "auth.example.test";
 const CERT: &str = "/root/tls/web.crt";
 const KEY: &str = "/root/tls/web.key";
@@ -60,61 +53,23 @@ fn playbook() -> String {
     )
 }
 
-fn start_fake(fleet: &Fleet, version: &str, token: &str, extra: &str) {
-    let container = &fleet.host(0).container;
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker cp");
-    assert_eq!(copied.code, 0, "docker cp failed: {}", copied.stderr);
-    fleet.exec_ok(
-        0,
-        &format!(
-            "mkdir -p /opt/authentik /var/log/fake-authentik && \
-             printf 'AUTHENTIK_BOOTSTRAP_TOKEN={token}\\n' > /opt/authentik/.env && chmod 600 /opt/authentik/.env"
-        ),
-    );
-    // Loopback only: orch reaches the API through SSH, openssl reaches 9443 inside the container.
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            container,
-            "sh",
-            "-c",
-            &format!(
-                "exec python3 /opt/fake_authentik.py --bind 127.0.0.1 --https-port 9443 {extra} \
-                 --env-file /opt/authentik/.env --version {version} 2>/var/log/fake-authentik/stderr.log"
-            ),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker exec -d");
-    assert_eq!(started.code, 0, "docker exec -d failed: {}", started.stderr);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = fleet.exec_ok(
-            0,
-            &format!(
-                "curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' \
-                 http://127.0.0.1:9000/api/v3/core/users/me/; true"
-            ),
-        );
-        if status.trim() == "200" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fake authentik not ready: {}",
-            fleet
-                .exec(0, "cat /var/log/fake-authentik/stderr.log")
-                .stdout
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// The fake with `version` and its HTTPS listener on 9443, bound to the container's loopback (orch
+/// reaches the API through SSH, openssl reaches 9443 inside the container), accepting `token` once
+/// ready; `options` adds to that.
+fn start_fake<'a>(
+    fleet: &'a Fleet,
+    version: &str,
+    token: &str,
+    options: FakeAuthentikOptions,
+) -> FakeAuthentik<'a> {
+    let options = options
+        .version(version)
+        .bind("127.0.0.1")
+        .https(9443)
+        .dotenv(&format!("AUTHENTIK_BOOTSTRAP_TOKEN={token}\n"));
+    let fake = FakeAuthentik::start(fleet, 0, &options);
+    fake.wait_ready(token);
+    fake
 }
 
 /// Lowercase hex without separators, from openssl's `SHA256 Fingerprint=AB:CD:…` or Authentik's
@@ -172,10 +127,6 @@ fn served_fingerprint(fleet: &Fleet) -> String {
     ))
 }
 
-fn state(fleet: &Fleet) -> Value {
-    serde_json::from_str(&fleet.exec_ok(0, &format!("cat {STATE}"))).expect("state is JSON")
-}
-
 fn web_pair(state: &Value) -> Value {
     let pairs: Vec<&Value> = state["certificatekeypairs"]
         .as_array()
@@ -198,9 +149,8 @@ fn default_brand(state: &Value) -> Value {
 }
 
 /// Requests to the API with `method` on a path starting with `prefix`, from the fake's log.
-fn requests(fleet: &Fleet, method: &str, prefix: &str) -> Vec<String> {
-    fleet
-        .exec_ok(0, &format!("cat {REQUESTS}"))
+fn requests(fake: &FakeAuthentik, method: &str, prefix: &str) -> Vec<String> {
+    fake.requests_log()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|r| r["method"] == method)
@@ -227,24 +177,10 @@ fn assert_no_key(run: &RunOutput, keys: &[&str], token: &str) {
     }
 }
 
-/// The task names that reported `changed` in a human run.
-fn changed_tasks(stdout: &str) -> Vec<String> {
-    let mut current = String::new();
-    let mut out = Vec::new();
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("TASK [") {
-            current = rest.split(']').next().unwrap_or_default().to_string();
-        } else if line.starts_with("changed: ") {
-            out.push(current.clone());
-        }
-    }
-    out
-}
-
 fn suite(version: &str, test_name: &str) {
     let fleet = Fleet::start(test_name, 1);
     let token = format!("ak-tls-token-{}-{}", std::process::id(), test_name.len());
-    start_fake(&fleet, version, &token, "");
+    let fake = start_fake(&fleet, version, &token, FakeAuthentikOptions::new());
     let (first_fp, first_key) = make_pair(&fleet, false);
     let before = served_fingerprint(&fleet);
     assert_eq!(before.len(), 64);
@@ -260,21 +196,21 @@ fn suite(version: &str, test_name: &str) {
     let dry = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff", "-vvv"]);
     dry.assert_code(0);
     assert_eq!(
-        changed_tasks(&dry.stdout),
+        tasks_with(&dry.stdout, "changed"),
         vec!["web certificate", "brand"],
         "{dry}"
     );
     dry.assert_stdout_contains("(to be created: authentik-web)");
     dry.assert_stdout_contains(&format!("CN={HOST}"));
-    assert!(requests(&fleet, "POST", "/api/v3/").is_empty(), "{dry}");
-    assert!(requests(&fleet, "PATCH", "/api/v3/").is_empty(), "{dry}");
+    assert!(requests(&fake, "POST", "/api/v3/").is_empty(), "{dry}");
+    assert!(requests(&fake, "PATCH", "/api/v3/").is_empty(), "{dry}");
     assert_no_key(&dry, &[&first_key], &token);
 
     // First run: imported and set as the default brand's web certificate.
     let first = fleet.orch(&["run", "site.yml", "-i", inv, "--diff", "-vvv"]);
     first.assert_code(0);
     assert_eq!(first.recap("h1").changed, 2, "{first}");
-    let s = state(&fleet);
+    let s = fake.state();
     let pair = web_pair(&s);
     assert_eq!(
         plain_hex(pair["fingerprint_sha256"].as_str().unwrap()),
@@ -316,7 +252,11 @@ fn suite(version: &str, test_name: &str) {
     let keys = [first_key.as_str(), second_key.as_str()];
     let dry = fleet.orch(&["run", "site.yml", "-i", inv, "--check", "--diff", "-vvv"]);
     dry.assert_code(0);
-    assert_eq!(changed_tasks(&dry.stdout), vec!["web certificate"], "{dry}");
+    assert_eq!(
+        tasks_with(&dry.stdout, "changed"),
+        vec!["web certificate"],
+        "{dry}"
+    );
     let colon = |hex: &str| {
         hex.as_bytes()
             .chunks(2)
@@ -332,28 +272,28 @@ fn suite(version: &str, test_name: &str) {
         "check mode changed it"
     );
     assert_no_key(&dry, &keys, &token);
-    let views = |fleet: &Fleet| {
-        requests(fleet, "GET", "/api/v3/crypto/certificatekeypairs/")
+    let views = |fake: &FakeAuthentik| {
+        requests(fake, "GET", "/api/v3/crypto/certificatekeypairs/")
             .iter()
             .filter(|p| p.contains("view_certificate"))
             .count()
     };
     assert_eq!(
-        views(&fleet),
+        views(&fake),
         0,
         "check mode must not read the certificate back (Authentik logs each read)"
     );
 
     // Replaced in place (PATCH on the same pk); the brand still points to it.
-    let patches_before = requests(&fleet, "PATCH", "/api/v3/crypto/certificatekeypairs/").len();
+    let patches_before = requests(&fake, "PATCH", "/api/v3/crypto/certificatekeypairs/").len();
     let replace = fleet.orch(&["run", "site.yml", "-i", inv, "--diff"]);
     replace.assert_code(0);
     assert_eq!(
-        changed_tasks(&replace.stdout),
+        tasks_with(&replace.stdout, "changed"),
         vec!["web certificate"],
         "{replace}"
     );
-    let s2 = state(&fleet);
+    let s2 = fake.state();
     let pair2 = web_pair(&s2);
     assert_eq!(pair2["pk"], pair["pk"], "replaced, not recreated");
     assert_eq!(
@@ -361,12 +301,12 @@ fn suite(version: &str, test_name: &str) {
         second_fp
     );
     assert_eq!(
-        requests(&fleet, "PATCH", "/api/v3/crypto/certificatekeypairs/").len(),
+        requests(&fake, "PATCH", "/api/v3/crypto/certificatekeypairs/").len(),
         patches_before + 1
     );
     assert_eq!(served_fingerprint(&fleet), second_fp);
     assert_eq!(
-        views(&fleet),
+        views(&fake),
         1,
         "a real --diff replacement reads the old one once"
     );
@@ -393,7 +333,12 @@ fn web_certificate_is_imported_and_served_on_2026_5() {
 fn the_brand_waits_until_authentik_serves_the_new_certificate() {
     let fleet = Fleet::start("ak-tls-reload", 1);
     let token = format!("ak-tls-token-{}-reload", std::process::id());
-    start_fake(&fleet, "2026.5.6", &token, "--tls-reload-interval 15");
+    let fake = start_fake(
+        &fleet,
+        "2026.5.6",
+        &token,
+        FakeAuthentikOptions::new().tls_reload(15),
+    );
     let (fingerprint, _) = make_pair(&fleet, false);
     let old = served_fingerprint(&fleet);
     let site = |timeout: u32, port: u16| {
@@ -432,8 +377,8 @@ fn the_brand_waits_until_authentik_serves_the_new_certificate() {
     impatient.assert_stdout_contains("does not serve key pair 'authentik-web'");
     impatient.assert_stdout_contains("loads brand certificates every few minutes");
     assert_eq!(
-        default_brand(&state(&fleet))["web_certificate"],
-        web_pair(&state(&fleet))["pk"],
+        default_brand(&fake.state())["web_certificate"],
+        web_pair(&fake.state())["pk"],
         "the brand was set before the wait"
     );
 

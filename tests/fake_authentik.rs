@@ -6,14 +6,9 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{run_bounded, Fleet};
+use support::{FakeAuthentik, FakeAuthentikOptions, Fleet};
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
 const TOKEN: &str = "fake-authentik-bootstrap-token-4711";
 const API: &str = "http://127.0.0.1:9000/api/v3";
 
@@ -67,48 +62,18 @@ fn wait_for(fleet: &Fleet, what: &str, timeout: Duration, probe: impl Fn(&Fleet)
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = fleet.exec(0, "cat /var/log/fake-authentik/stderr.log");
+    let log = FakeAuthentik::on(fleet, 0).stderr_log();
     panic!("{what} not reached within {timeout:?}; fake's stderr:\n{log}");
-}
-
-fn start_fake(fleet: &Fleet, version: &str) {
-    let container = &fleet.host(0).container;
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", SCRIPT, &format!("{container}:/opt/fake_authentik.py")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker cp");
-    assert_eq!(copied.code, 0, "docker cp failed: {}", copied.stderr);
-    fleet.exec_ok(
-        0,
-        &format!(
-            "mkdir -p /opt/authentik /var/log/fake-authentik && printf 'PG_PASS=pw\\nAUTHENTIK_BOOTSTRAP_TOKEN={TOKEN}\\n' > /opt/authentik/.env"
-        ),
-    );
-    let started = run_bounded(
-        Command::new("docker").args([
-            "exec",
-            "-d",
-            container,
-            "sh",
-            "-c",
-            &format!(
-                "exec python3 /opt/fake_authentik.py --env-file /opt/authentik/.env --version {version} \
-                 --ready-delay 3 --bootstrap-delay 3 2>/var/log/fake-authentik/stderr.log"
-            ),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("run docker exec -d");
-    assert_eq!(started.code, 0, "docker exec -d failed: {}", started.stderr);
 }
 
 #[test]
 fn fake_authentik_answers_like_authentik_inside_a_container() {
     let fleet = Fleet::start("fake-authentik", 1);
-    start_fake(&fleet, "2026.5.6");
+    let options = FakeAuthentikOptions::new()
+        .version("2026.5.6")
+        .delays(3, 3)
+        .dotenv(&format!("PG_PASS=pw\nAUTHENTIK_BOOTSTRAP_TOKEN={TOKEN}\n"));
+    let fake = FakeAuthentik::start(&fleet, 0, &options);
 
     // Up, but not ready: live answers, ready is 503 for the configured delay.
     wait_for(&fleet, "live endpoint", Duration::from_secs(60), |fleet| {
@@ -198,14 +163,12 @@ fn fake_authentik_answers_like_authentik_inside_a_container() {
     assert_eq!(provider["client_secret"].as_str().map(str::len), Some(128));
 
     // The state file is the test's independent view; the request log never holds the token.
-    let state: Value =
-        serde_json::from_str(&fleet.exec_ok(0, "cat /var/lib/fake-authentik/state.json"))
-            .expect("state is JSON");
+    let state = fake.state();
     assert_eq!(
         state["providers"][0]["redirect_uris"][0]["url"],
         "https://pve1.example.com:8006"
     );
-    let log = fleet.exec_ok(0, "cat /var/log/fake-authentik/requests.log");
+    let log = fake.requests_log();
     assert!(log.contains(r#""path": "/api/v3/providers/oauth2/", "status": 201"#));
     assert!(!log.contains(TOKEN) && !state.to_string().contains(TOKEN));
 }

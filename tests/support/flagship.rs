@@ -6,26 +6,16 @@
 //! (1-based), in one child group per cluster of `pve`.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{run_bounded, AptRepo, Fleet, PveFleet, PveLayout};
+pub use super::fake_authentik_host::FAKE_STATE;
+use super::fake_authentik_host::{FakeAuthentik, FakeAuthentikOptions, ENV_FILE};
+use super::{AptRepo, Fleet, PveFleet, PveLayout};
 
 const PLAYBOOK: &str = include_str!("../../playbooks/authentik-proxmox.yml");
 const DOCKER: &str = include_str!("../../playbooks/docker.yml");
 const COMPOSE: &str = include_str!("../../templates/authentik/compose.yml.j2");
-const STANDIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/docker-standin/docker"
-);
-const FAKE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/support/fake_authentik/fake_authentik.py"
-);
-/// Where the fake Authentik keeps its objects, on the Authentik host.
-pub const FAKE_STATE: &str = "/var/lib/fake-authentik/state.json";
 pub const AUTHENTIK_NAME: &str = "auth.example.test";
 
 /// How the fake Authentik is started.
@@ -65,16 +55,6 @@ pub struct FlagshipLab {
     pub auth: Fleet,
     pub pve: PveFleet,
     pub repo: AptRepo,
-}
-
-fn docker_cp(container: &str, src: &str, dest: &str) {
-    let copied = run_bounded(
-        Command::new("docker").args(["cp", src, &format!("{container}:{dest}")]),
-        None,
-        Duration::from_secs(60),
-    )
-    .expect("docker cp");
-    assert_eq!(copied.code, 0, "docker cp {src}: {}", copied.stderr);
 }
 
 impl FlagshipLab {
@@ -171,77 +151,73 @@ impl FlagshipLab {
     }
 
     fn start_fake_authentik(&self, options: &AuthentikOptions) {
-        let container = self.auth.host(0).container.clone();
-        docker_cp(&container, STANDIN, "/usr/bin/docker");
-        docker_cp(&container, FAKE, "/opt/fake_authentik.py");
-        self.auth.exec_ok(
-            0,
-            "chmod 0755 /usr/bin/docker && mkdir -p /var/log/fake-authentik",
-        );
+        let fake = FakeAuthentikOptions::new()
+            .version(&options.version)
+            .delays(2, 2)
+            .docker_standin();
         // Bound to all addresses when HTTPS is served: the PVE nodes fetch the issuer from there.
-        let (bind, https) = match options.https_port {
-            Some(port) => (
-                "0.0.0.0",
-                format!(
-                    " --https-port {port} --tls-reload-interval {}",
-                    options.tls_reload_seconds
-                ),
-            ),
-            None => ("127.0.0.1", String::new()),
+        let fake = match options.https_port {
+            Some(port) => fake
+                .bind("0.0.0.0")
+                .https(port)
+                .tls_reload(options.tls_reload_seconds),
+            None => fake.bind("127.0.0.1"),
         };
-        let started = run_bounded(
-            Command::new("docker").args([
-                "exec",
-                "-d",
-                &container,
-                "sh",
-                "-c",
-                &format!(
-                    "exec python3 /opt/fake_authentik.py --bind {bind}{https} --env-file /opt/authentik/.env \
-                     --version {} --ready-delay 2 --bootstrap-delay 2 2>/var/log/fake-authentik/stderr.log",
-                    options.version
-                ),
-            ]),
-            None,
-            Duration::from_secs(60),
-        )
-        .expect("docker exec -d");
-        assert_eq!(started.code, 0, "{}", started.stderr);
+        FakeAuthentik::start(&self.auth, 0, &fake);
     }
 
     /// The fake Authentik's objects.
     pub fn authentik_state(&self) -> Value {
-        serde_json::from_str(&self.auth.exec_ok(0, &format!("cat {FAKE_STATE}")))
-            .expect("fake Authentik state")
+        FakeAuthentik::on(&self.auth, 0).state()
     }
 
     /// A value of the Authentik host's `.env`.
     pub fn env_value(&self, key: &str) -> String {
         self.auth
-            .exec_ok(
-                0,
-                &format!("sed -n 's/^{key}=//p' /opt/authentik/.env | tail -n 1"),
-            )
+            .exec_ok(0, &format!("sed -n 's/^{key}=//p' {ENV_FILE} | tail -n 1"))
             .trim()
             .to_string()
     }
 }
 
-/// The tasks that reported `changed` in a human run, as `<task> @ <host>`, sorted.
-pub fn changed_tasks(stdout: &str) -> Vec<String> {
+/// Each result line of a human run (`changed: [h1]`, `skipping: [h2]`, …) with its task's name.
+fn result_lines(stdout: &str) -> Vec<(String, &str)> {
     let mut task = String::new();
     let mut out = Vec::new();
     for line in stdout.lines() {
         if let Some(rest) = line.strip_prefix("TASK [") {
             task = rest.split(']').next().unwrap_or_default().to_string();
-        } else if let Some(rest) = line.strip_prefix("changed: [") {
-            out.push(format!(
-                "{task} @ {}",
-                rest.split(']').next().unwrap_or_default()
-            ));
+        } else {
+            out.push((task.clone(), line));
         }
     }
+    out
+}
+
+/// The tasks that reported `changed` in a human run, as `<task> @ <host>`, sorted.
+pub fn changed_tasks(stdout: &str) -> Vec<String> {
+    let mut out: Vec<String> = result_lines(stdout)
+        .into_iter()
+        .filter_map(|(task, line)| {
+            let host = line.strip_prefix("changed: [")?;
+            Some(format!(
+                "{task} @ {}",
+                host.split(']').next().unwrap_or_default()
+            ))
+        })
+        .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// The names of the tasks reported with `status` (`changed`, `skipping`, …) in a human run, in
+/// order, once per host.
+pub fn tasks_with(stdout: &str, status: &str) -> Vec<String> {
+    let prefix = format!("{status}: ");
+    result_lines(stdout)
+        .into_iter()
+        .filter(|(_, line)| line.starts_with(&prefix))
+        .map(|(task, _)| task)
+        .collect()
 }

@@ -14,6 +14,7 @@
 
 pub mod aptrepo;
 mod docker;
+mod fake_authentik_host;
 pub mod flagship;
 mod fleet;
 mod image;
@@ -25,6 +26,9 @@ mod recap;
 mod run_output;
 
 pub use aptrepo::AptRepo;
+pub use fake_authentik_host::{
+    docker_cp, FakeAuthentik, FakeAuthentikOptions, ENV_FILE, FAKE_REQUESTS, FAKE_STATE,
+};
 pub use fleet::{count_authentications, ExecResult, Fleet, HostOptions, TestHost};
 pub use image::Image;
 pub use orch_command::{OrchCommand, RunningOrch};
